@@ -1,0 +1,57 @@
+# flowmatrix — every target has a "## help" line; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+# Debian packages the tests drive as real parts (exporters, BGP speaker, captures).
+DEB_TOOLS := softflowd:softflowd pmacctd:pmacct gobgpd:gobgpd tcpdump:tcpdump nfcapd:nfdump
+PYTEST_ARGS ?=
+
+.PHONY: help install deb-tools demo test check lint types unit bench docs clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create the venv and install flowmatrix with its dependencies
+
+deb-tools: ## install the Debian packages the tests need (softflowd, pmacct, gobgpd, tcpdump, nfdump) when missing
+	@missing=""; for pair in $(DEB_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+demo: install ## run the whole system end to end on loopback and print a traffic matrix
+	$(VENV)/bin/flowmatrix demo --out demo-out
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+types: install ## mypy --strict on the package
+	$(VENV)/bin/mypy
+
+unit: install ## the test suite only (pytest exits non-zero when no test ran)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+check: lint types ## lint and types
+
+test: install deb-tools lint types unit ## install test dependencies, then lint, types and the whole suite
+
+bench: install deb-tools ## run every benchmark under bench/ and print its figures
+	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+docs: install ## regenerate the CLI reference in docs/cli.md
+	$(PY) -m flowmatrix.docgen > docs/cli.md
+
+clean: ## remove the venv, caches and demo output
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out build src/*.egg-info
