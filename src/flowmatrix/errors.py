@@ -11,6 +11,7 @@
       x RoutingError           a routing table is unusable; carries file and line
       x StoreError             the matrix store refused an operation
       x AuthError              a token is missing, wrong or not allowed this resource
+      x CapacityError          a topology or matrix is unusable; names file and element
 
 ``x`` subclasses FlowmatrixError directly, ``+`` subclasses the entry above it.
 Every error carries enough context (file and line, exporter, template) to be
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AuthError",
+    "CapacityError",
     "ConfigError",
     "ConfigProblem",
     "DecodeError",
@@ -54,7 +56,11 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.element}: {self.message}" if self.element else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.element}: {self.message}"
+            if self.element
+            else f"{where}: {self.message}"
+        )
 
 
 class ConfigError(FlowmatrixError):
@@ -85,9 +91,7 @@ class DecodeError(FlowmatrixError):
 class TemplateNotFound(DecodeError):
     """Data arrived before its template; the data is held until the template arrives."""
 
-    def __init__(
-        self, *, exporter: str, version: int, source_id: int, template_id: int
-    ) -> None:
+    def __init__(self, *, exporter: str, version: int, source_id: int, template_id: int) -> None:
         self.source_id = source_id
         self.template_id = template_id
         super().__init__(
@@ -107,3 +111,7 @@ class StoreError(FlowmatrixError):
 
 class AuthError(FlowmatrixError):
     """A token is missing, wrong, or not allowed to reach this resource."""
+
+
+class CapacityError(FlowmatrixError):
+    """A topology or traffic matrix is unusable; the message names the file and element."""

@@ -36,6 +36,7 @@ __all__ = [
     "Slot",
     "Source",
     "check",
+    "merge",
     "problems",
 ]
 
@@ -60,7 +61,7 @@ class Source:
 
 
 def _source() -> Source | None:
-    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,14 +265,22 @@ def merge(configs: Iterable[NetworkConfig]) -> NetworkConfig:
         raise ConfigError([ConfigProblem("<none>", 0, "", "no configuration documents given")])
     first = configs[0]
     problems = [
-        ConfigProblem(_file(c.source), _line(c.source), "network",
-                      f"network name {c.name!r} differs from {first.name!r} in {_file(first.source)}")
+        ConfigProblem(
+            _file(c.source),
+            _line(c.source),
+            "network",
+            f"network name {c.name!r} differs from {first.name!r} in {_file(first.source)}",
+        )
         for c in configs[1:]
         if c.name != first.name
     ]
     problems += [
-        ConfigProblem(_file(c.source), _line(c.source), "network",
-                      f"asn {c.asn} differs from {first.asn} in {_file(first.source)}")
+        ConfigProblem(
+            _file(c.source),
+            _line(c.source),
+            "network",
+            f"asn {c.asn} differs from {first.asn} in {_file(first.source)}",
+        )
         for c in configs[1:]
         if c.asn != first.asn
     ]
@@ -309,8 +318,11 @@ def _duplicates(kind: str, items: Iterable[tuple[str, object]]) -> Iterator[Conf
     for key, obj in items:
         if key in seen:
             first = getattr(seen[key], "source", None)
-            yield _problem(obj, f"{kind}[{key}]",
-                           f"duplicate {kind}; first defined at {_file(first)}:{_line(first)}")
+            yield _problem(
+                obj,
+                f"{kind}[{key}]",
+                f"duplicate {kind}; first defined at {_file(first)}:{_line(first)}",
+            )
         else:
             seen[key] = obj
 
@@ -329,8 +341,11 @@ def problems(config: NetworkConfig) -> list[ConfigProblem]:
     found += _duplicates("externalNextHop", ((str(n.prefix), n) for n in config.external_next_hops))
     found += _duplicates(
         "exporter",
-        ((f"{e.address}/{e.source_id if e.source_id is not None else '*'}", e)
-         for p in config.pes for e in p.exporters),
+        (
+            (f"{e.address}/{e.source_id if e.source_id is not None else '*'}", e)
+            for p in config.pes
+            for e in p.exporters
+        ),
     )
 
     nodes = {n.name for n in config.service_nodes}
@@ -338,21 +353,25 @@ def problems(config: NetworkConfig) -> list[ConfigProblem]:
     pes = {p.name for p in config.pes}
     for frp in config.frps:
         if frp.service_node is not None and frp.service_node not in nodes:
-            found.append(_problem(frp, f"frp[{frp.name}]",
-                                  f"unknown service node {frp.service_node!r}"))
+            found.append(
+                _problem(frp, f"frp[{frp.name}]", f"unknown service node {frp.service_node!r}")
+            )
     for pe in config.pes:
         where = f"pe[{pe.name}]"
         if pe.service_node not in nodes:
             found.append(_problem(pe, where, f"unknown service node {pe.service_node!r}"))
         if pe.frp is None:
             if config.for_frp is None:
-                found.append(_problem(pe, where, "no frp given (only an FRP's view lists remote PEs)"))
+                found.append(
+                    _problem(pe, where, "no frp given (only an FRP's view lists remote PEs)")
+                )
         elif pe.frp not in frps:
             found.append(_problem(pe, where, f"unknown frp {pe.frp!r}"))
         if pe.sampling_rate < 1:
             found.append(_problem(pe, where, f"sampling rate {pe.sampling_rate} is below 1"))
-        found += _duplicates(f"{where} interface ifIndex",
-                             ((str(i.if_index), i) for i in pe.interfaces))
+        found += _duplicates(
+            f"{where} interface ifIndex", ((str(i.if_index), i) for i in pe.interfaces)
+        )
         found += _duplicates(f"{where} interface name", ((i.name, i) for i in pe.interfaces))
     for hop in config.external_next_hops:
         if hop.pe not in pes:
@@ -360,15 +379,20 @@ def problems(config: NetworkConfig) -> list[ConfigProblem]:
 
     defaults = [c for c in config.classes if c.default]
     if len(defaults) > 1:
-        found += [_problem(c, f"class[{c.name}]", "more than one default class") for c in defaults[1:]]
+        found += [
+            _problem(c, f"class[{c.name}]", "more than one default class") for c in defaults[1:]
+        ]
     owner: dict[int, str] = {}
     for cls in config.classes:
         for d in cls.dscp:
             if not 0 <= d <= 63:
                 found.append(_problem(cls, f"class[{cls.name}]", f"DSCP {d} is outside 0-63"))
             elif d in owner:
-                found.append(_problem(cls, f"class[{cls.name}]",
-                                      f"DSCP {d} already belongs to class {owner[d]!r}"))
+                found.append(
+                    _problem(
+                        cls, f"class[{cls.name}]", f"DSCP {d} already belongs to class {owner[d]!r}"
+                    )
+                )
             else:
                 owner[d] = cls.name
     for interval in config.intervals:

@@ -1,0 +1,79 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flowmatrix import __version__
+from flowmatrix.cli import app
+
+DATA = Path(__file__).parent / "config" / "data"
+runner = CliRunner()
+
+
+def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            paths += command_paths(command, (*prefix, name))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+ALL_COMMANDS = command_paths(typer.main.get_group(app))
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "flowmatrix")
+def test_every_command_has_help(path):
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_version_is_printed():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"flowmatrix {__version__}"
+
+
+def test_config_validate_accepts_a_valid_file():
+    result = runner.invoke(app, ["config", "validate", str(DATA / "valid.xml")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "valid: network lab (AS65000): 2 service nodes, 2 FRPs, 3 PEs, 3 intervals" in result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("malformed.xml", "malformed XML"),
+        ("schema-violation.xml", "attribute 'loopbak'"),
+        ("xxe.xml", "XXE"),
+        ("entity-bomb.xml", "entity-expansion"),
+        ("unknown-refs.xml", "unknown frp 'frp-nowhere'"),
+    ],
+)
+def test_config_validate_rejects_bad_files_with_one_line_per_problem(name, expected):
+    result = runner.invoke(app, ["config", "validate", str(DATA / name)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert all(line.startswith(str(DATA / name)) for line in lines), lines
+    assert any(expected in line for line in lines), lines
+
+
+def test_console_script_runs_as_a_process():
+    done = subprocess.run(
+        [sys.executable, "-m", "flowmatrix", "config", "validate", str(DATA / "unknown-refs.xml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 2
