@@ -2,29 +2,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import click
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from flowmatrix import __version__
 from flowmatrix.cli import app
+from flowmatrix.docgen import cli_reference, command_paths
 
 DATA = Path(__file__).parent / "config" / "data"
 runner = CliRunner()
 
 
-def command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    paths = [prefix]
-    for name, command in group.commands.items():
-        if isinstance(command, click.Group):
-            paths += command_paths(command, (*prefix, name))
-        else:
-            paths.append((*prefix, name))
-    return paths
-
-
-ALL_COMMANDS = command_paths(typer.main.get_group(app))
+ALL_COMMANDS = command_paths()
 
 
 @pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p) or "flowmatrix")
@@ -77,3 +66,9 @@ def test_console_script_runs_as_a_process():
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.count("\n") == 2
+
+
+def test_cli_reference_documents_every_command():
+    reference = cli_reference()
+    for path in ALL_COMMANDS:
+        assert f"## `{' '.join(('flowmatrix', *path))}`" in reference
