@@ -37,6 +37,7 @@ __all__ = [
     "Source",
     "check",
     "merge",
+    "problem_at",
     "problems",
 ]
 
@@ -308,7 +309,8 @@ def _line(source: Source | None) -> int:
     return source.line if source else 0
 
 
-def _problem(obj: object, element: str, message: str) -> ConfigProblem:
+def problem_at(obj: object, element: str, message: str) -> ConfigProblem:
+    """A ConfigProblem placed at the file and line ``obj`` was read from."""
     source = getattr(obj, "source", None)
     return ConfigProblem(_file(source), _line(source), element, message)
 
@@ -318,7 +320,7 @@ def _duplicates(kind: str, items: Iterable[tuple[str, object]]) -> Iterator[Conf
     for key, obj in items:
         if key in seen:
             first = getattr(seen[key], "source", None)
-            yield _problem(
+            yield problem_at(
                 obj,
                 f"{kind}[{key}]",
                 f"duplicate {kind}; first defined at {_file(first)}:{_line(first)}",
@@ -354,42 +356,42 @@ def problems(config: NetworkConfig) -> list[ConfigProblem]:
     for frp in config.frps:
         if frp.service_node is not None and frp.service_node not in nodes:
             found.append(
-                _problem(frp, f"frp[{frp.name}]", f"unknown service node {frp.service_node!r}")
+                problem_at(frp, f"frp[{frp.name}]", f"unknown service node {frp.service_node!r}")
             )
     for pe in config.pes:
         where = f"pe[{pe.name}]"
         if pe.service_node not in nodes:
-            found.append(_problem(pe, where, f"unknown service node {pe.service_node!r}"))
+            found.append(problem_at(pe, where, f"unknown service node {pe.service_node!r}"))
         if pe.frp is None:
             if config.for_frp is None:
                 found.append(
-                    _problem(pe, where, "no frp given (only an FRP's view lists remote PEs)")
+                    problem_at(pe, where, "no frp given (only an FRP's view lists remote PEs)")
                 )
         elif pe.frp not in frps:
-            found.append(_problem(pe, where, f"unknown frp {pe.frp!r}"))
+            found.append(problem_at(pe, where, f"unknown frp {pe.frp!r}"))
         if pe.sampling_rate < 1:
-            found.append(_problem(pe, where, f"sampling rate {pe.sampling_rate} is below 1"))
+            found.append(problem_at(pe, where, f"sampling rate {pe.sampling_rate} is below 1"))
         found += _duplicates(
             f"{where} interface ifIndex", ((str(i.if_index), i) for i in pe.interfaces)
         )
         found += _duplicates(f"{where} interface name", ((i.name, i) for i in pe.interfaces))
     for hop in config.external_next_hops:
         if hop.pe not in pes:
-            found.append(_problem(hop, f"nextHop[{hop.prefix}]", f"unknown pe {hop.pe!r}"))
+            found.append(problem_at(hop, f"nextHop[{hop.prefix}]", f"unknown pe {hop.pe!r}"))
 
     defaults = [c for c in config.classes if c.default]
     if len(defaults) > 1:
         found += [
-            _problem(c, f"class[{c.name}]", "more than one default class") for c in defaults[1:]
+            problem_at(c, f"class[{c.name}]", "more than one default class") for c in defaults[1:]
         ]
     owner: dict[int, str] = {}
     for cls in config.classes:
         for d in cls.dscp:
             if not 0 <= d <= 63:
-                found.append(_problem(cls, f"class[{cls.name}]", f"DSCP {d} is outside 0-63"))
+                found.append(problem_at(cls, f"class[{cls.name}]", f"DSCP {d} is outside 0-63"))
             elif d in owner:
                 found.append(
-                    _problem(
+                    problem_at(
                         cls, f"class[{cls.name}]", f"DSCP {d} already belongs to class {owner[d]!r}"
                     )
                 )

@@ -57,7 +57,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 
-from flowmatrix.config.model import WEEKDAYS, Interval, Slot
+from flowmatrix.config.model import WEEKDAYS, Interval, Slot, problem_at
 from flowmatrix.errors import ConfigProblem, ScheduleError
 
 __all__ = [
@@ -141,13 +141,6 @@ class Membership:
 # --- problems -----------------------------------------------------------------------------------
 
 
-def _problem(obj: object, element: str, message: str) -> ConfigProblem:
-    source = getattr(obj, "source", None)
-    file = source.file if source else "<config>"
-    line = source.line if source else 0
-    return ConfigProblem(file, line, element, message)
-
-
 def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
@@ -167,14 +160,14 @@ def _slot_problems(interval: Interval, where: str) -> list[ConfigProblem]:
         element = f"{where} slot[{number}]"
         ok = True
         if not 0 <= slot.day < len(WEEKDAYS):
-            found.append(_problem(slot, element, f"weekday {slot.day} is outside 0-6 (mon-sun)"))
+            found.append(problem_at(slot, element, f"weekday {slot.day} is outside 0-6 (mon-sun)"))
             ok = False
         if slot.start.tzinfo is not None:
-            found.append(_problem(slot, element, "start time must be local (no UTC offset)"))
+            found.append(problem_at(slot, element, "start time must be local (no UTC offset)"))
             ok = False
         duration_ms = slot.duration // _MS
         if duration_ms <= 0:
-            found.append(_problem(slot, element, f"duration {slot.duration} is not positive"))
+            found.append(problem_at(slot, element, f"duration {slot.duration} is not positive"))
             ok = False
         if ok:
             usable.append((slot.day * _DAY_MS + _time_ms(slot.start), duration_ms, number))
@@ -191,7 +184,7 @@ def _slot_problems(interval: Interval, where: str) -> list[ConfigProblem]:
                 else f"slot[{next_number}] ({_describe(interval.slots[next_number - 1])})"
             )
             found.append(
-                _problem(slot, f"{where} slot[{number}]", f"{_describe(slot)} overlaps {other}")
+                problem_at(slot, f"{where} slot[{number}]", f"{_describe(slot)} overlaps {other}")
             )
     return found
 
@@ -211,7 +204,7 @@ def interval_problems(interval: Interval) -> list[ConfigProblem]:
     found: list[ConfigProblem] = []
 
     def problem(message: str) -> None:
-        found.append(_problem(interval, where, message))
+        found.append(problem_at(interval, where, message))
 
     if interval.kind not in ("once", "weekly", "continuous"):
         problem(f"unknown kind {interval.kind!r} (once, weekly or continuous)")
