@@ -422,4 +422,3 @@ def dump_topology(topology: Topology) -> dict[str, Any]:
             for link in topology.links
         ],
     }
-

@@ -476,6 +476,9 @@ def write_config(config: NetworkConfig, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(config_to_bytes(config))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a configuration is meant to be read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
