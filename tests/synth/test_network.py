@@ -242,3 +242,11 @@ def test_medium_network_generates_and_writes_in_reasonable_time(tmp_path: Path) 
     assert counts["vrfs"] == 100
     assert 40_000 <= counts["vpn_routes"] <= 80_000
     assert elapsed < 20, elapsed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_large_network_fits_its_address_plan_for_any_seed(seed: int) -> None:
+    net = generate_network("large", seed)
+    assert net.config.name == "synth-large"
+    assert len(net.config.pes) == 1000

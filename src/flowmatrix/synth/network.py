@@ -11,7 +11,7 @@ Address plan (all synthetic; see ``docs/synth.md``):
 =====================  ==========================================================
 10.0.0.0/8             VPN sites, one /20 per site, **reused by every VRF**
 172.16.0.0/12          multihomed VPN sites, one unique /24 each
-100.64.0.0/10          extranet client sites, one unique /22 each
+100.64.0.0/10          extranet client sites, one unique /23 each
 198.18.0.0/17          shared-services sites, one unique /24 each
 198.18.128.0/17        PE management addresses
 198.19.0.0/16          PE loopbacks (``::ffff:<loopback>`` is the 6VPE next hop)
@@ -105,7 +105,7 @@ _V6_PEER_HI = 0x20010DB8EEEE0000  # 2001:db8:eeee:<k>::/64
 _RANGES = {
     "reuse": (0x0A, _V4_10, 20),
     "multihomed": (0xAC, _V4_172, 24),
-    "extranet": (0x64, _V4_100, 22),
+    "extranet": (0x64, _V4_100, 23),
     "shared": (0xC6, _V4_198_18, 24),
 }
 _RANGE_NAMES = tuple(_RANGES)
@@ -545,7 +545,7 @@ class _Builder:
         plain = vpn & (rng_code == 0)
         block[plain] = _colour(vrf[plain], pe[plain], spec.vrfs, n_pes)
         block[~vpn] = np.arange((~vpn).sum())
-        limits = {1: 4096, 2: 2048, 3: 128}
+        limits = {1: 4096, 2: 8192, 3: 128}
         for code, limit in limits.items():
             if (block[rng_code == code] >= limit).any():
                 msg = f"too many {_RANGE_NAMES[code]} sites for the address plan"
