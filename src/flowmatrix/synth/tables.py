@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flowmatrix.synth.addr import format_prefixes, format_v4, format_v6, v4_int, v6_int
+from flowmatrix.addr import format_prefixes, format_v4, format_v6, v4_int, v6_int
 from flowmatrix.synth.network import ASN, REMOTE_ASN, RT_BASE, SynthNetwork
 
 __all__ = ["RoutingTables", "build_routing"]

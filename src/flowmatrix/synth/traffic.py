@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from flowmatrix.errors import SynthError
-from flowmatrix.synth.addr import format_addresses
+from flowmatrix.addr import format_addresses
 from flowmatrix.synth.files import read_network
 from flowmatrix.synth.network import TAKEN_AT, SynthNetwork
 from flowmatrix.synth.pcap import PacketColumns, write_pcap

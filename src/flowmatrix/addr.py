@@ -1,4 +1,4 @@
-"""Format columns of IPv4 and IPv6 addresses and prefixes as text, without a Python loop per row.
+"""Address columns: IPv4 and IPv6 addresses and prefixes as integer columns, and their text.
 
 Addresses are held as integers: IPv4 in one ``uint32`` column (or the low
 word of a ``uint64`` pair with family 4), IPv6 as two ``uint64`` columns
