@@ -51,10 +51,14 @@ def plot_topology(
     span = float(np.ptp(pos, axis=0).max()) or 1.0
     offset = normal * span * 0.004
     segments = np.stack([a + offset, mid + offset], axis=1)
-    top = max(1.0, float(util.max()) if util.size else 1.0)
     fig, ax = plt.subplots(figsize=(10, 7), dpi=100)
+    # the scale stops at 100 %: an overloaded link is red however far over it is
     lines = LineCollection(
-        list(segments), array=util, cmap="RdYlGn_r", norm=Normalize(0.0, top), linewidths=2.5
+        list(segments),
+        array=np.minimum(util, 1.0),
+        cmap="RdYlGn_r",
+        norm=Normalize(0.0, 1.0),
+        linewidths=np.where(util > threshold, 3.5, 2.0),
     )
     ax.add_collection(lines)
     over = util > threshold
@@ -62,7 +66,9 @@ def plot_topology(
     if topo.n_nodes <= 60:
         for node, (x, y) in zip(topo.nodes, pos, strict=True):
             ax.annotate(node.name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    fig.colorbar(lines, ax=ax, label="utilization (per direction)")
+    label = f"utilization per direction (black line: threshold {100 * threshold:.0f} %)"
+    bar = fig.colorbar(lines, ax=ax, label=label)
+    bar.ax.axhline(threshold, color="black", linewidth=2)
     ax.set_title(
         f"{topo.name or 'topology'}: max utilization {100 * routing.max_utilization:.1f}%, "
         f"{int(over.sum())} directed links over {100 * threshold:.0f}%"
