@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from flowmatrix.errors import SynthError
 from flowmatrix.addr import format_addresses
+from flowmatrix.errors import SynthError
 from flowmatrix.synth.files import read_network
 from flowmatrix.synth.network import TAKEN_AT, SynthNetwork
 from flowmatrix.synth.pcap import PacketColumns, write_pcap
