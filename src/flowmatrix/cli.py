@@ -418,6 +418,277 @@ def synth_traffic(
     )
 
 
+# --- flows ---------------------------------------------------------------------------------------
+
+flows_app = typer.Typer(
+    help="Decode NetFlow v5/v9/IPFIX exports from a capture or live.", no_args_is_help=True
+)
+app.add_typer(flows_app, name="flows")
+
+if TYPE_CHECKING:
+    from flowmatrix.flows.stats import DecodeStats
+    from flowmatrix.schema import FlowBatch
+
+
+def _flow_rows(batch: FlowBatch, limit: int) -> None:
+    import datetime as dt
+
+    from flowmatrix.flows.files import text_table
+
+    rows = text_table(batch.take(slice(0, limit))).to_pylist()
+    line = "{:<23} {:>8} {:>5} {:>45} {:>45} {:>5} {:>3} {:>8} {:>10} {}"
+    out.print(
+        line.format(
+            "Date first seen (UTC)",
+            "Duration",
+            "Proto",
+            "Src IP Addr:Port",
+            "Dst IP Addr:Port",
+            "In",
+            "ToS",
+            "Packets",
+            "Bytes",
+            "Exporter/Domain",
+        ),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    for r in rows:
+        first = dt.datetime.fromtimestamp(r["start_ms"] / 1000, dt.UTC)
+        out.print(
+            line.format(
+                first.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+                f"{(r['end_ms'] - r['start_ms']) / 1000:.3f}",
+                r["protocol"],
+                f"{r['src']}:{r['src_port']}",
+                f"{r['dst']}:{r['dst_port']}",
+                r["in_if"],
+                r["tos"],
+                r["packets"],
+                r["bytes"],
+                f"{r['exporter']}/{r['source_id']}",
+            ),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _flow_totals(batch: FlowBatch, stats: DecodeStats) -> None:
+    out.print(
+        f"Summary: flows: {len(batch)}, bytes: {int(batch['bytes'].sum())}, "
+        f"packets: {int(batch['packets'].sum())}, datagrams: {sum(stats.datagrams.values())}, "
+        f"dropped: {stats.by_reason() or 0}, template misses: "
+        f"{sum(stats.template_misses.values())}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@flows_app.command("read")
+def flows_read(
+    capture: Annotated[Path, typer.Argument(help="pcap or pcapng capture of export datagrams.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Write the records to F.csv or F.parquet.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Only UDP datagrams sent to this port.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows shown without --output.")] = 50,
+) -> None:
+    """Decode the NetFlow v5/v9/IPFIX datagrams of a capture; print them or write a file."""
+    from flowmatrix.errors import DecodeError
+    from flowmatrix.flows import Decoder, udp_datagrams
+    from flowmatrix.flows.files import write_batch
+
+    if output is not None and output.suffix not in (".csv", ".parquet"):
+        err.print(f"--output: use .csv or .parquet, not {output.name}", markup=False)
+        raise typer.Exit(2)
+    decoder = Decoder()
+    try:
+        batch = decoder.decode(udp_datagrams(capture, port=port))
+    except (DecodeError, OSError) as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    if output is not None:
+        write_batch(batch, output)
+        out.print(f"{len(batch)} flow records into {output}", markup=False, highlight=False)
+    else:
+        _flow_rows(batch, limit)
+    _flow_totals(batch, decoder.stats)
+
+
+@flows_app.command("listen")
+def flows_listen(
+    port: Annotated[int, typer.Option(help="UDP port to listen on.")] = 2055,
+    address: Annotated[
+        list[str] | None, typer.Option(help="Address to bind (repeatable; default 0.0.0.0 and ::).")
+    ] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many records.")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    exporter: Annotated[
+        list[str] | None, typer.Option(help="Accept only this exporter (repeatable).")
+    ] = None,
+) -> None:
+    """Receive exports over UDP and show the decoded records live, with counters."""
+    import time
+
+    from flowmatrix.flows.collector import CollectorConfig, collect
+    from flowmatrix.flows.decoder import Decoder
+    from flowmatrix.schema import FlowBatch
+
+    hosts = address or ["0.0.0.0", "::"]
+    config = CollectorConfig(
+        listen=tuple((h, port) for h in hosts),
+        exporters=frozenset(exporter) if exporter else None,
+    )
+    deadline = time.monotonic() + seconds if seconds is not None else None
+
+    def done(total: int) -> bool:
+        return (count is not None and total >= count) or (
+            deadline is not None and time.monotonic() >= deadline
+        )
+
+    decoder = Decoder()
+    seen: list[FlowBatch] = []
+    err.print(f"listening on UDP port {port} ({', '.join(hosts)})", markup=False)
+    try:
+        for batch in collect(config, until=done, decoder=decoder):
+            seen.append(batch)
+            _flow_rows(batch, 20)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    _flow_totals(FlowBatch.concat(seen), decoder.stats)
+
+
+# --- routing -----------------------------------------------------------------------------------
+
+routing_app = typer.Typer(
+    help="Load, check and look up routing tables (RD and BGP tables per PE).",
+    no_args_is_help=True,
+)
+app.add_typer(routing_app, name="routing")
+
+
+def _iso_ms(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@routing_app.command("load")
+def routing_load(
+    directory: Annotated[Path, typer.Argument(help="Network directory (network.xml, routing/).")],
+) -> None:
+    """Load routing tables and print, per PE, its versions, VRFs and routes."""
+    from flowmatrix.errors import FlowmatrixError
+    from flowmatrix.routing import read_native, summarize
+
+    try:
+        state = read_native(directory)
+        rows = summarize(state)
+    except FlowmatrixError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    out.print("pe\tversions\ttaken_at\tvrfs\tinterfaces\troutes\tlocal", highlight=False)
+    for r in rows:
+        out.print(
+            f"{r.pe}\t{r.versions}\t{_iso_ms(r.taken_at_ms)}\t{r.vrfs}\t{r.interfaces}"
+            f"\t{r.routes}\t{r.local_prefixes}",
+            markup=False,
+            highlight=False,
+        )
+    rr = len(state.rr_versions)
+    paths = sum(len(v.vpn) + len(v.global_bgp) for v in state.rr_versions)
+    out.print(
+        f"{len(rows)} PEs, route reflector: {rr} version(s), {paths} paths",
+        markup=False,
+        highlight=False,
+    )
+
+
+@routing_app.command("validate")
+def routing_validate(
+    directory: Annotated[Path, typer.Argument(help="Network directory (network.xml, routing/).")],
+) -> None:
+    """Check every routing table; one line per problem (file:line), exit 1 if any."""
+    from flowmatrix.routing import validate_native
+
+    found = validate_native(directory)
+    for line in found:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    if found:
+        raise typer.Exit(1)
+    out.print(f"{directory}: routing tables valid", markup=False, highlight=False)
+
+
+@routing_app.command("show")
+def routing_show(
+    pe: Annotated[str, typer.Argument(help="PE name.")],
+    network: Annotated[Path, typer.Option("--network", help="Network directory.")],
+    vrf: Annotated[str | None, typer.Option("--vrf", help="Only this VRF.")] = None,
+    lookup: Annotated[
+        str | None, typer.Option("--lookup", help="Destination address to resolve.")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Time (ISO 8601) whose tables to use.")
+    ] = None,
+) -> None:
+    """Show a PE's VRFs, or why a destination leaves where it does (VRF, RD, prefix, next hop)."""
+    from flowmatrix.errors import FlowmatrixError
+    from flowmatrix.routing import explain, read_native
+    from flowmatrix.routing.native import parse_time_ms
+
+    try:
+        state = read_native(network, pes=[pe])
+        at_ms = parse_time_ms(at) if at else None
+    except (FlowmatrixError, ValueError) as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    version = state.in_force(pe, at_ms) if at_ms is not None else None
+    if version is None:
+        versions = state.pe_versions.get(pe, [])
+        version = versions[-1] if versions and at_ms is None else None
+    if version is None:
+        err.print(f"no routing tables for PE {pe!r} at that time", markup=False)
+        raise typer.Exit(1)
+    if lookup is None:
+        rd = version.rd
+        out.print("vrf\trd\tinterfaces\timport\texport", highlight=False)
+        for name in dict.fromkeys(rd.vrf):
+            if vrf is not None and name != vrf:
+                continue
+            i = rd.vrf.index(name)
+            ifs = ",".join(
+                str(x) for x, v in zip(rd.if_index.tolist(), rd.vrf, strict=True) if v == name
+            )
+            out.print(
+                f"{name or '(global)'}\t{rd.rd[i] or '-'}\t{ifs}"
+                f"\t{' '.join(sorted(rd.import_rts[i])) or '-'}"
+                f"\t{' '.join(sorted(rd.export_rts[i])) or '-'}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        return
+    found = explain(state, pe, lookup, vrf=vrf, at_ms=at_ms)
+    if not found:
+        err.print(f"nothing to look up: unknown VRF or bad address {lookup!r}", markup=False)
+        raise typer.Exit(1)
+    for e in found:
+        out.print(
+            f"vrf={e.vrf or '(global)'} rd={e.rd or '-'} interfaces={','.join(e.interfaces)} "
+            f"prefix={e.prefix or '-'} next_hop={','.join(e.next_hops) or '-'} "
+            f"egress={','.join(e.egress)} reason={e.reason}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def main() -> None:
     """Entry point of the ``flowmatrix`` console script."""
     app()

@@ -1,0 +1,58 @@
+"""Load RD and BGP tables per PE, time-versioned, and resolve each flow's egress PE by LPM in its VRF.
+
+``read_native`` reads a network's routing directory into a
+:class:`RoutingState` (every table version per PE and of the route
+reflector); ``resolve_egress`` turns plain flow columns (ingress PE, input
+ifIndex, destination, start time) into a :class:`Resolution` (egress PE,
+service node, VRF, RD, reason, multipath share); ``explain`` says why one
+destination leaves where it does. :class:`Lpm` is the vectorized
+longest-prefix match underneath. ``read_gobgp_json`` reads a gobgpd JSON RIB
+dump, ``read_mrt`` an MRT TABLE_DUMP_V2 file (VPNv4/VPNv6 included).
+"""  # noqa: E501
+
+from flowmatrix.routing.gobgp import read_gobgp_json
+from flowmatrix.routing.lpm import Lpm
+from flowmatrix.routing.mrt import read_mrt
+from flowmatrix.routing.native import read_native, validate_native
+from flowmatrix.routing.resolve import (
+    REASONS,
+    UNRESOLVED,
+    Explanation,
+    PeSummary,
+    Resolution,
+    egress_unresolved_total,
+    explain,
+    resolve_egress,
+    summarize,
+)
+from flowmatrix.routing.tables import (
+    BgpTable,
+    ConnectedTable,
+    PeTables,
+    RdTable,
+    RoutingState,
+    RrTables,
+)
+
+__all__ = [
+    "REASONS",
+    "UNRESOLVED",
+    "BgpTable",
+    "ConnectedTable",
+    "Explanation",
+    "Lpm",
+    "PeSummary",
+    "PeTables",
+    "RdTable",
+    "Resolution",
+    "RoutingState",
+    "RrTables",
+    "egress_unresolved_total",
+    "explain",
+    "read_gobgp_json",
+    "read_mrt",
+    "read_native",
+    "resolve_egress",
+    "summarize",
+    "validate_native",
+]
