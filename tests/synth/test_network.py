@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flowmatrix.config.xml import load_config
@@ -250,3 +251,18 @@ def test_large_network_fits_its_address_plan_for_any_seed(seed: int) -> None:
     net = generate_network("large", seed)
     assert net.config.name == "synth-large"
     assert len(net.config.pes) == 1000
+
+
+def test_internet_prefixes_neither_overlap_nor_fall_in_excluded_octets() -> None:
+    prefixes = generate_network("medium", 1).prefixes
+    origin = np.asarray(prefixes["origin"].to_numpy(zero_copy_only=False))
+    family = prefixes["family"].to_numpy()
+    v4 = (origin == "internet") & (family == 4)
+    lo = prefixes["lo"].to_numpy()[v4].astype(np.int64)
+    length = prefixes["length"].to_numpy()[v4].astype(np.int64)
+    assert len(lo) == SIZES["medium"].internet_routes
+    order = np.argsort(lo)
+    lo, length = lo[order], length[order]
+    end = lo + (1 << (32 - length))
+    assert (end[:-1] <= lo[1:]).all()
+    assert not np.isin(lo >> 24, [0, 10, 100, 127, 169, 172, 185, 192, 198, 203]).any()

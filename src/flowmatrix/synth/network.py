@@ -762,9 +762,11 @@ class _Builder:
         r_asbr = asbr[rng.integers(0, len(asbr), len(r_vrf))][r_site]
         # internet: non-overlapping routes, one per random /19 (v4) or /32 (v6) slot
         n_i4 = spec.internet_routes
-        slots = rng.choice(len(_INTERNET_OCTETS) * 8192, size=n_i4, replace=False)
+        per_octet = 1 << (19 - 8)  # /19 slots in a /8
+        slots = rng.choice(len(_INTERNET_OCTETS) * per_octet, size=n_i4, replace=False)
         i4_len = rng.choice(np.arange(19, 25), size=n_i4, p=[0.05, 0.1, 0.1, 0.15, 0.1, 0.5])
-        i4_lo = (_INTERNET_OCTETS[slots // 8192].astype(np.int64) << 24) | ((slots % 8192) << 13)
+        octet = _INTERNET_OCTETS[slots // per_octet].astype(np.int64)
+        i4_lo = (octet << 24) | ((slots % per_octet) << 13)
         n_i6 = spec.internet_routes6
         slots6 = rng.choice(1 << 20, size=n_i6, replace=False)
         i6_len = rng.choice([32, 36, 40, 44, 48], size=n_i6, p=[0.4, 0.1, 0.1, 0.1, 0.3])
