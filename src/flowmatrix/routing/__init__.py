@@ -7,9 +7,11 @@ ifIndex, destination, start time) into a :class:`Resolution` (egress PE,
 service node, VRF, RD, reason, multipath share); ``explain`` says why one
 destination leaves where it does. :class:`Lpm` is the vectorized
 longest-prefix match underneath. ``read_gobgp_json`` reads a gobgpd JSON RIB
-dump, ``read_mrt`` an MRT TABLE_DUMP_V2 file (VPNv4/VPNv6 included).
+dump, ``read_mrt`` an MRT TABLE_DUMP_V2 file (VPNv4/VPNv6 included),
+``read_cli_rd_table`` / ``read_cli_bgp_vpn`` Cisco IOS and IOS-XR CLI captures.
 """  # noqa: E501
 
+from flowmatrix.routing.cli_text import read_cli_bgp_vpn, read_cli_if_index, read_cli_rd_table
 from flowmatrix.routing.gobgp import read_gobgp_json
 from flowmatrix.routing.lpm import Lpm
 from flowmatrix.routing.mrt import read_mrt
@@ -49,6 +51,9 @@ __all__ = [
     "RrTables",
     "egress_unresolved_total",
     "explain",
+    "read_cli_bgp_vpn",
+    "read_cli_if_index",
+    "read_cli_rd_table",
     "read_gobgp_json",
     "read_mrt",
     "read_native",
