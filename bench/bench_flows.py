@@ -61,6 +61,16 @@ def softflowd_datagrams(pcap: Path, version: int) -> list[bytes]:
     return out
 
 
+def softflowd_exports(versions: tuple[int, ...] = (5, 9, 10)) -> tuple[str, dict[int, list[bytes]]]:
+    """softflowd's datagrams per version for the largest PE pcap of synth tiny, and its name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        net, traffic = Path(tmp, "net"), Path(tmp, "traffic")
+        write_network(generate_network("tiny", seed=1), net)
+        generate_traffic(net, traffic, seed=1, flows=20_000)
+        pcap = max((traffic / "pcap").iterdir(), key=lambda p: p.stat().st_size)
+        return pcap.name, {v: softflowd_datagrams(pcap, v) for v in versions}
+
+
 def built_datagrams(version: int) -> list[bytes]:
     """Datagrams built here when softflowd is missing: 29 (v5) or 24 records each."""
     if version == 5:
@@ -123,14 +133,8 @@ def main() -> None:
     source = "built"
     data: dict[int, list[bytes]] = {}
     if shutil.which("softflowd"):
-        with tempfile.TemporaryDirectory() as tmp:
-            net, traffic = Path(tmp, "net"), Path(tmp, "traffic")
-            write_network(generate_network("tiny", seed=1), net)
-            generate_traffic(net, traffic, seed=1, flows=20_000)
-            pcap = max((traffic / "pcap").iterdir(), key=lambda p: p.stat().st_size)
-            for version in (5, 9, 10):
-                data[version] = softflowd_datagrams(pcap, version)
-        source = f"softflowd -a replaying {pcap.name}"
+        pcap, data = softflowd_exports()
+        source = f"softflowd -a replaying {pcap}"
     else:
         data = {v: built_datagrams(v) for v in (5, 9, 10)}
     print(f"one core; {BATCH} datagrams per decode call")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from flowmatrix.flows import Decoder
@@ -163,3 +165,21 @@ def test_v9_flowset_running_past_the_datagram_is_dropped_and_counted() -> None:
     decoder, batch = decode(dgram)
     assert len(batch) == 0
     assert decoder.stats.by_reason() == {"set_length": 1}
+
+
+def test_options_records_resent_after_other_ones_are_applied_again() -> None:
+    options = v9_options_template_set(260, [(1, 4)], [(34, 4)])
+    decoder = Decoder()
+    for interval in (10, 20, 10, 10):
+        record = struct.pack("!II", 0, interval)
+        decoder.decode([(v9_message([options, data_set(260, record)]), "192.0.2.1", 0.0)])
+        assert decoder.domains[(0, 9, 0)].sampling_interval == interval
+
+
+def test_a_malformed_options_template_set_is_counted_each_time_it_is_sent() -> None:
+    good = v9_options_template_set(260, [(1, 4)], [(34, 4)])
+    bad = good[:4] + struct.pack("!HHH", 260, 6, 4) + good[10:]
+    decoder = Decoder()
+    for _ in range(3):
+        decoder.decode([(v9_message([bad]), "192.0.2.1", 0.0)])
+    assert decoder.stats.by_reason()["template"] == 3

@@ -1,10 +1,13 @@
 """The decoder: a batch of export datagrams → one FlowBatch, templates kept between batches.
 
-Each datagram is walked once in Python (header, then flowsets by their own
-lengths — never by the header's record count); the record area of every data
-set is appended, untouched, to the group of its compiled template. At the end
-of the batch each group's bytes are joined and read with one ``np.frombuffer``
-through the template's structured dtype, so no Python code runs per record.
+The set headers of a whole batch are read with numpy (never the header's
+record count); datagrams that carry templates, options data, data of an
+unknown template or malformed lengths are walked one by one in Python, in
+stream order. The record area of every data set goes, untouched, to the group
+of its compiled template. At the end of the batch each group's bytes are
+joined and read with one ``np.frombuffer`` through the template's structured
+dtype, so no Python code runs per record, and none per data set of a known
+template.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from flowmatrix.flows import ipfix, v5, v9
+from flowmatrix.flows import ipfix, sets, v5, v9
 from flowmatrix.flows.stats import FLOWS_DECODED, DecodeStats
 from flowmatrix.flows.templates import (
+    CTX_EXPORT_MS,
     CTX_EXPORTER,
     CTX_SAMPLING,
     CTX_SOURCE,
+    CTX_UPTIME,
     CTX_VERSION,
+    I64,
     HeldSet,
     Layout,
     TemplateKey,
@@ -44,6 +50,9 @@ __all__ = ["Datagram", "Decoder", "DomainState"]
 Datagram = tuple[bytes, str, float]
 
 _VERSION = struct.Struct("!H")
+#: template changes in one batch after which :meth:`Decoder.feed_batch` walks the rest of
+#: the batch one datagram at a time (each change re-resolves the rest of the batch)
+MAX_RESOLVES = 16
 
 
 @dataclass
@@ -56,6 +65,8 @@ class DomainState:
     samplers: dict[int, int] = field(default_factory=dict)
     #: systemInitTimeMilliseconds (IPFIX), base of sysUpTime-relative times
     system_init_ms: int | None = None
+    #: the last options records applied (layout, octets): the same again changes nothing
+    last_options: tuple[Layout, bytes] | None = None
 
 
 #: the data sets queued for one compiled template: (record octets, record count, index of
@@ -93,6 +104,10 @@ class Decoder:
         self.queued: dict[Layout, Queued] = {}
         #: context rows of the queued data sets (see templates.CTX_*), usually one per datagram
         self.contexts: list[tuple[int, ...]] = []
+        #: data sets queued by :meth:`feed_batch`'s vectorized walk, per compiled layout:
+        #: (records, context row per set, records per set)
+        self.gathered: dict[Layout, list[tuple[npt.NDArray[Any], I64, I64]]] = {}
+        self._init_changes = 0
 
     # --- per datagram -----------------------------------------------------------------------
 
@@ -122,6 +137,9 @@ class Decoder:
         if exp is None:
             exp = self.exporter(address)
         self._datagrams[exp] += 1
+        self._walk(data, exp, arrival)
+
+    def _walk(self, data: bytes, exp: int, arrival: float) -> None:
         if len(data) < 4:
             self.drop(exp, "short", f"{len(data)} octets")
             return
@@ -134,6 +152,122 @@ class Decoder:
             v5.walk(self, data, exp)
         else:
             self.drop(exp, "version", f"version {version}")
+
+    def feed_batch(self, datagrams: list[Datagram]) -> None:
+        """Walk many datagrams as :meth:`feed` would, v5 records and v9 / IPFIX sets vectorized.
+
+        The set headers of every datagram are read with numpy (:mod:`flowmatrix.flows.sets`);
+        datagrams whose data sets all have a known fixed-length template are queued
+        without Python per set. The others (templates, options data, data before its
+        template, malformed) go through :meth:`feed`'s walker in stream order; when one
+        of them changes a template or an uptime base, the rest of the batch is resolved
+        again, so every data set is decoded with the template of its moment.
+        """
+        n = len(datagrams)
+        if n == 0:
+            return
+        index = self._exporter_index
+        exps: list[int] = []
+        for _, address, _ in datagrams:
+            exp = index.get(address)
+            if exp is None:
+                exp = self.exporter(address)
+            exps.append(exp)
+        exporters = np.array(exps, dtype=np.int64)
+        for exp, count in enumerate(np.bincount(exporters).tolist()):
+            self._datagrams[exp] += count
+        payloads = [d[0] for d in datagrams]
+        sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
+        buf = b"".join(payloads)
+        starts = np.cumsum(sizes) - sizes
+        head, found = sets.walk_datagrams(buf, starts, sizes)
+        structural = head.slow
+        # (exporter, version, domain) per datagram → a dense domain number
+        packed = (exporters << 36) | (head.version << 32) | head.source
+        domains, dom = np.unique(packed, return_inverse=True)
+        set_keys, set_key = np.unique(
+            (dom[found.datagram] << 16) | found.set_id, return_inverse=True
+        )
+        context = np.zeros((n, 6), dtype=np.int64)
+        context[:, CTX_EXPORTER] = exporters
+        context[:, CTX_VERSION] = head.version
+        context[:, CTX_SOURCE] = head.source
+        context[:, CTX_EXPORT_MS] = head.export_ms
+        context[:, CTX_SAMPLING] = head.sampling
+        layouts: list[Layout] = []
+        set_layout = np.full(len(found.datagram), -1, dtype=np.int64)
+        slow = structural.copy()
+
+        def resolve(first: int) -> None:
+            """Layouts of the sets and uptimes of datagrams ``first:`` from the current state."""
+            keys = np.full(len(set_keys), -1, dtype=np.int64)
+            for k, key in enumerate(set_keys.tolist()):
+                d = int(domains[key >> 16])
+                version = (d >> 32) & 0xF
+                layout = (
+                    v5.LAYOUT
+                    if version == 5
+                    else self.store.get((d >> 36, version, d & 0xFFFF_FFFF, key & 0xFFFF))
+                )
+                if layout is not None and layout.record_length and not layout.options:
+                    if layout not in layouts:
+                        layouts.append(layout)
+                    keys[k] = layouts.index(layout)
+            later = slice(int(np.searchsorted(found.datagram, first)), None)
+            set_layout[later] = keys[set_key[later]]
+            slow[first:] = structural[first:]
+            slow[found.datagram[later][set_layout[later] < 0]] = True
+            # IPFIX sysUpTime base: systemInitTimeMilliseconds of the domain, if known
+            # (only its low 32 bits matter: the uptime is the difference modulo 2**32)
+            inits = np.full(len(domains), -1, dtype=np.int64)
+            for i, d in enumerate(domains.tolist()):
+                state = self.domains.get((d >> 36, 10, d & 0xFFFF_FFFF))
+                if (d >> 32) & 0xF == 10 and state is not None and state.system_init_ms is not None:
+                    inits[i] = state.system_init_ms & 0xFFFF_FFFF
+            init = inits[dom[first:]]
+            export_ms = head.export_ms[first:]
+            context[first:, CTX_UPTIME] = np.where(
+                head.version[first:] != 10,
+                head.uptime[first:],
+                np.where(init >= 0, (export_ms - init) & 0xFFFF_FFFF, -1),
+            )
+
+        resolve(0)
+        generation = self.store.changes + self._init_changes
+        pending = np.flatnonzero(slow).tolist()
+        resolves = 0
+        k = 0
+        while k < len(pending):
+            i = pending[k]
+            data, _, arrival = datagrams[i]
+            self._walk(data, exps[i], arrival)
+            k += 1
+            if resolves > MAX_RESOLVES:
+                continue
+            now = self.store.changes + self._init_changes
+            if now != generation:
+                generation = now
+                resolves += 1
+                if resolves > MAX_RESOLVES:
+                    # templates keep changing (many exporters starting): walk the rest one by one
+                    slow[i + 1 :] = True
+                    pending, k = list(range(i + 1, n)), 0
+                    continue
+                resolve(i + 1)
+                pending = (np.flatnonzero(slow[i + 1 :]) + i + 1).tolist()
+                k = 0
+        keep = ~slow[found.datagram]
+        for lid, layout in enumerate(layouts):
+            size = layout.record_length
+            pick = np.flatnonzero(keep & (set_layout == lid))
+            counts = found.length[pick] // size
+            pick, counts = pick[counts > 0], counts[counts > 0]
+            if not len(pick):
+                continue
+            records = sets.gather_records(buf, size, found.start[pick], counts)
+            self.gathered.setdefault(layout, []).append(
+                (records, context[found.datagram[pick]], counts)
+            )
 
     def drop(self, exporter: int, reason: str, detail: str = "", count: int = 1) -> None:
         """Count a dropped datagram or set of ``exporter`` for ``reason``."""
@@ -197,7 +331,7 @@ class Decoder:
 
     def learn(self, key: TemplateKey, layout: Layout) -> None:
         """Use an already compiled layout for ``key``; decode the data held for it."""
-        self.store.domain(key[0], key[1], key[2])[key[3]] = layout
+        self.store.set(key, layout)
         if self.store.held:
             for held in self.store.release(key):
                 self.add(layout, memoryview(held.data), held.context)
@@ -205,12 +339,21 @@ class Decoder:
     def _options(
         self, layout: Layout, data: bytes | memoryview, n: int, ctx: tuple[int, ...]
     ) -> None:
-        rec = np.frombuffer(data, dtype=layout.dtype, count=n)
         state = self.domain(ctx[CTX_EXPORTER], ctx[CTX_VERSION], ctx[CTX_SOURCE])
+        # exporters resend the same options records (softflowd: every 16 datagrams)
+        last = (layout, bytes(data))
+        if state.last_options == last:
+            return
+        state.last_options = last
+        rec = np.frombuffer(data, dtype=layout.dtype, count=n)
         roles = layout.roles
         interval = record_sampling(rec, layout)
         if (r := roles.get("system_init_ms")) is not None:
-            state.system_init_ms = int(uint_field(rec, r[0], r[1])[-1])
+            init = int(uint_field(rec, r[0], r[1])[-1])
+            if init != state.system_init_ms:
+                # IPFIX data after this record gets another uptime base
+                state.system_init_ms = init
+                self._init_changes += 1
         if interval is None:
             return
         if (r := roles.get("sampler_id")) is not None:
@@ -231,14 +374,25 @@ class Decoder:
                 self.stats.datagrams[self._exporter_names[exp]] += count
                 self._datagrams[exp] = 0
         queued, self.queued = self.queued, {}
+        gathered, self.gathered = self.gathered, {}
         contexts, self.contexts = self.contexts, []
         table = np.array(contexts, dtype=np.int64).reshape(-1, 6)
-        total = sum(sum(n for _, n, _ in queue) for queue in queued.values())
+        total = sum(n for queue in queued.values() for _, n, _ in queue) + sum(
+            len(records) for parts in gathered.values() for records, _, _ in parts
+        )
         batch = FlowBatch.empty(total)
         per_exporter = np.zeros(len(self._exporter_names), dtype=np.int64)
         start = 0
-        for layout, queue in queued.items():
-            start = self._decode_group(layout, queue, table, batch, start, per_exporter)
+        for layout in {**queued, **gathered}:
+            start = self._decode_group(
+                layout,
+                queued.get(layout, []),
+                gathered.get(layout, []),
+                table,
+                batch,
+                start,
+                per_exporter,
+            )
         if total:
             FLOWS_DECODED.inc(total)
             for exp in np.flatnonzero(per_exporter).tolist():
@@ -247,28 +401,38 @@ class Decoder:
 
     def decode(self, datagrams: Iterable[Datagram]) -> FlowBatch:
         """Feed datagrams ``(payload, exporter address, arrival)`` and flush them as one batch."""
-        now: float | None = None
-        for data, address, arrival in datagrams:
-            self.feed(data, address, arrival)
-            now = arrival if now is None else max(now, arrival)
-        return self.flush(now)
+        batch = datagrams if isinstance(datagrams, list) else list(datagrams)
+        self.feed_batch(batch)
+        return self.flush(max(d[2] for d in batch) if batch else None)
 
     def _decode_group(
         self,
         layout: Layout,
         queued: Queued,
+        gathered: list[tuple[npt.NDArray[Any], I64, I64]],
         table: npt.NDArray[np.int64],
         out: FlowBatch,
         start: int,
         per_exporter: npt.NDArray[np.int64],
     ) -> int:
         """Decode one template's queued sets into rows ``start:`` of ``out``; return the end."""
-        parts, sizes, rows = zip(*queued, strict=True)
-        n: int = sum(sizes)
+        parts: list[Any] = []
+        chunk_parts: list[I64] = []
+        count_parts: list[I64] = []
+        if queued:
+            data, sizes, rows = zip(*queued, strict=True)
+            parts += data
+            chunk_parts.append(table[np.fromiter(rows, dtype=np.intp, count=len(rows))])
+            count_parts.append(np.array(sizes, dtype=np.int64))
+        for records, context, counts_ in gathered:
+            parts.append(records)
+            chunk_parts.append(context)
+            count_parts.append(counts_)
+        chunks = chunk_parts[0] if len(chunk_parts) == 1 else np.concatenate(chunk_parts)
+        counts = count_parts[0] if len(count_parts) == 1 else np.concatenate(count_parts)
+        n = int(counts.sum())
         buf = parts[0] if len(parts) == 1 else b"".join(parts)
         rec = np.frombuffer(buf, dtype=layout.dtype, count=n)
-        chunks = table[np.fromiter(rows, dtype=np.intp, count=len(rows))]
-        counts = np.array(sizes, dtype=np.int64)
         per_exporter += np.bincount(
             chunks[:, CTX_EXPORTER], weights=counts, minlength=len(per_exporter)
         ).astype(np.int64)

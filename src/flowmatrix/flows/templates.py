@@ -335,6 +335,8 @@ class TemplateStore:
 
     #: raw octets of an IPFIX (options) template set → the (template id, layout) it defines
     sets: dict[bytes, tuple[tuple[int, Layout], ...]] = field(default_factory=dict)
+    #: bumped whenever a template key gets another layout or none (see :meth:`set`)
+    changes: int = 0
 
     def remember_set(self, raw: bytes, learned: list[tuple[int, Layout]]) -> None:
         """Remember what an IPFIX template set defined, keyed by its raw octets."""
@@ -379,18 +381,27 @@ class TemplateStore:
                 self._compiled.clear()
             layout = compile_layout(fields, options=options, scope_count=scope)
             self._compiled[cache_key] = layout
-        self.domain(*key[:3])[key[3]] = layout
+        self.set(key, layout)
         return layout
+
+    def set(self, key: TemplateKey, layout: Layout) -> None:
+        """Use ``layout`` for ``key``; a real change bumps :attr:`changes`."""
+        found = self.domain(key[0], key[1], key[2])
+        if found.get(key[3]) is not layout:
+            found[key[3]] = layout
+            self.changes += 1
 
     def withdraw(self, key: TemplateKey) -> None:
         """Forget one template."""
-        self.domain(*key[:3]).pop(key[3], None)
+        if self.domain(*key[:3]).pop(key[3], None) is not None:
+            self.changes += 1
 
     def withdraw_all(self, exporter: int, version: int, domain: int, *, options: bool) -> None:
         """Forget every (options) template of one exporter and domain."""
         found = self.domain(exporter, version, domain)
         for tid in [t for t, layout in found.items() if layout.options == options]:
             del found[tid]
+            self.changes += 1
 
     def hold(self, key: TemplateKey, held: HeldSet) -> int:
         """Hold a data set for ``key``; return how many older sets were pushed out."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from flowmatrix.flows.templates import Field
+from flowmatrix.flows.templates import Field, Layout
 
 if TYPE_CHECKING:
     from flowmatrix.flows.decoder import Decoder
@@ -85,6 +85,14 @@ def _templates(dec: Decoder, data: bytes, off: int, end: int, exp: int, source: 
 
 
 def _options(dec: Decoder, data: bytes, off: int, end: int, exp: int, source: int) -> None:
+    # a refreshed options template set is one lookup of its raw octets, as in IPFIX
+    raw = b"9" + data[off:end]
+    known = dec.store.sets.get(raw)
+    if known is not None:
+        for tid, layout in known:
+            dec.learn((exp, 9, source, tid), layout)
+        return
+    learned: list[tuple[int, Layout]] = []
     # options template records are followed by padding to a 4-octet boundary
     while off + 6 <= end:
         tid, scope_len, option_len = _OPTIONS.unpack_from(data, off)
@@ -98,10 +106,15 @@ def _options(dec: Decoder, data: bytes, off: int, end: int, exp: int, source: in
         ):
             if tid or scope_len or option_len:
                 dec.drop(exp, "template", f"v9 options template {tid}")
-            return
+                return  # a set with a malformed record is never replayed from the cache
+            break
         fields: list[Field] = []
         for i in range((scope_len + option_len) // 4):
             ie, length = _PAIR.unpack_from(data, off)
             fields.append((ie, length, SCOPE if i < scope_len // 4 else 0))
             off += 4
         dec.define((exp, 9, source, tid), tuple(fields), options=True, scope=scope_len // 4)
+        defined = dec.store.get((exp, 9, source, tid))
+        if defined is not None:
+            learned.append((tid, defined))
+    dec.store.remember_set(raw, learned)
