@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import typer
 from typer.testing import CliRunner
 
@@ -11,15 +12,14 @@ from flowmatrix.cli import app
 __all__ = ["cli_reference", "command_paths"]
 
 
-def command_paths(
-    group: click.Group | None = None, prefix: tuple[str, ...] = ()
-) -> list[tuple[str, ...]]:
+def command_paths(group: Any = None, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command of the ``flowmatrix`` app as a path of names, the app itself first."""
     root = group if group is not None else typer.main.get_group(app)
     found = [prefix]
     for name in sorted(root.commands):
         command = root.commands[name]
-        if isinstance(command, click.Group):
+        # typer vendors its own click: recognise a group by its commands, not its class
+        if isinstance(getattr(command, "commands", None), dict):
             found += command_paths(command, (*prefix, name))
         else:
             found.append((*prefix, name))
