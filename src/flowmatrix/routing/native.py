@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.errors import FlowmatrixError, RoutingError
 from flowmatrix.routing.tables import (
+    BGP_DEFAULTS,
     BgpTable,
     ConnectedTable,
     PeTables,
@@ -275,9 +276,9 @@ def read_bgp_table(path: Path, *, vpn: bool) -> BgpTable:
         nh_lo=nh.lo,
         rts=rt_codes,
         rt_sets=[frozenset(x.split()) for x in rt_texts],
-        local_pref=t.ints("local_pref", default=100),
-        med=t.ints("med", default=0),
-        as_path_len=t.ints("as_path_len", default=0),
+        local_pref=t.ints("local_pref", default=BGP_DEFAULTS["local_pref"]),
+        med=t.ints("med", default=BGP_DEFAULTS["med"]),
+        as_path_len=t.ints("as_path_len", default=BGP_DEFAULTS["as_path_len"]),
         best=t.marks("best"),
         multipath=t.marks("multipath"),
         originator=originator,

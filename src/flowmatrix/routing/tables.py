@@ -24,6 +24,7 @@ from flowmatrix.config.model import NetworkConfig
 from flowmatrix.errors import RoutingError
 
 __all__ = [
+    "BGP_DEFAULTS",
     "BgpTable",
     "ConnectedTable",
     "PeTables",
@@ -345,6 +346,11 @@ def _mark(value: object) -> int:
     return -1 if value is None else int(bool(value))
 
 
+#: path attributes a table may leave out, and the value BGP gives their absence
+#: (no LOCAL_PREF: the usual default 100; no MED: 0; no AS_PATH: an empty path)
+BGP_DEFAULTS: Mapping[str, int] = {"local_pref": 100, "med": 0, "as_path_len": 0}
+
+
 def bgp_from_rows(rows: Sequence[Mapping[str, object]], *, file: str = "<rows>") -> BgpTable:
     """A BGP table from dicts: ``prefix``, ``next_hop`` and optionally ``rd``, ``rts``
     (space-separated), ``local_pref``, ``med``, ``as_path_len``, ``best``, ``multipath``
@@ -375,9 +381,9 @@ def bgp_from_rows(rows: Sequence[Mapping[str, object]], *, file: str = "<rows>")
         nh_lo=nh.lo,
         rts=rt_codes,
         rt_sets=[frozenset(t.split()) for t in rt_texts],
-        local_pref=ints("local_pref", 100),
-        med=ints("med", 0),
-        as_path_len=ints("as_path_len", 1),
+        local_pref=ints("local_pref", BGP_DEFAULTS["local_pref"]),
+        med=ints("med", BGP_DEFAULTS["med"]),
+        as_path_len=ints("as_path_len", BGP_DEFAULTS["as_path_len"]),
         best=np.array([_mark(r.get("best")) for r in rows], dtype=np.int8),
         multipath=np.array([_mark(r.get("multipath")) for r in rows], dtype=np.int8),
         originator=orig,
