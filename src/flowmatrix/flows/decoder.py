@@ -299,11 +299,22 @@ class Decoder:
         if layout.options:
             self._options(layout, data, count, context)
             return
+        self.contexts.append(context)
+        self._enqueue(layout, data, count, len(self.contexts) - 1)
+
+    def queue_fixed(self, layout: Layout, data: memoryview, context_index: int) -> None:
+        """Queue the whole records of a fixed-length data set; its context row exists already."""
+        count = len(data) // layout.record_length
+        if count:
+            self._enqueue(layout, data[: count * layout.record_length], count, context_index)
+
+    def _enqueue(
+        self, layout: Layout, data: bytes | memoryview, count: int, context_index: int
+    ) -> None:
         queue = self.queued.get(layout)
         if queue is None:
             queue = self.queued[layout] = []
-        queue.append((data, count, len(self.contexts)))
-        self.contexts.append(context)
+        queue.append((data, count, context_index))
 
     def data_set(
         self, key: TemplateKey, data: memoryview, context: tuple[int, ...], arrival: float

@@ -40,7 +40,6 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
         size = length
     view = memoryview(data)
     templates = dec.store.domain(exp, 10, domain)
-    queued = dec.queued
     context: tuple[int, ...] | None = None
     ci = 0
     off = HEADER.size
@@ -60,15 +59,9 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
                 ci = len(dec.contexts)
                 dec.contexts.append(context)
             layout = templates.get(set_id)
-            size_ = layout.record_length if layout is not None and not layout.options else 0
-            if size_:
+            if layout is not None and not layout.options and layout.record_length:
                 # fast path of Decoder.add: a fixed-length data set of a known template
-                n = (set_len - 4) // size_
-                if n:
-                    queue = queued.get(layout)  # type: ignore[arg-type]
-                    if queue is None:
-                        queue = queued[layout] = []  # type: ignore[index]
-                    queue.append((view[off + 4 : off + 4 + n * size_], n, ci))
+                dec.queue_fixed(layout, view[off + 4 : off + set_len], ci)
             else:
                 dec.data_set(
                     (exp, 10, domain, set_id), view[off + 4 : off + set_len], context, arrival

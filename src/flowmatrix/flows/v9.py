@@ -34,7 +34,6 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
     dec.contexts.append(context)
     view = memoryview(data)
     templates = dec.store.domain(exp, 9, source)
-    queued = dec.queued
     off = HEADER.size
     # the header's count is not trusted: flowsets are walked by their own lengths
     while off + 4 <= size:
@@ -44,15 +43,9 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
             return
         if set_id >= 256:
             layout = templates.get(set_id)
-            size_ = layout.record_length if layout is not None and not layout.options else 0
-            if size_:
-                # fast path of Decoder.add: a fixed-length data flowset of a known template
-                n = (length - 4) // size_
-                if n:
-                    queue = queued.get(layout)  # type: ignore[arg-type]
-                    if queue is None:
-                        queue = queued[layout] = []  # type: ignore[index]
-                    queue.append((view[off + 4 : off + 4 + n * size_], n, ci))
+            if layout is not None and not layout.options and layout.record_length:
+                # fast path of Decoder.add: a fixed-length data set of a known template
+                dec.queue_fixed(layout, view[off + 4 : off + length], ci)
             else:
                 dec.data_set(
                     (exp, 9, source, set_id), view[off + 4 : off + length], context, arrival
