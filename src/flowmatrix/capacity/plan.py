@@ -67,7 +67,6 @@ __all__ = [
     "best_plan",
     "candidate_paths",
     "detour_paths",
-    "make_plans",
     "plan_metrics",
     "plan_paths",
     "recompute_loads",
@@ -656,8 +655,9 @@ def plan_metrics(
     )
 
 
-def make_plans(
-    routing: Routing,
+def rerouting_plans(
+    topology: Topology,
+    demands: Demands,
     *,
     method: PlanMethod = "both",
     threshold: float = DEFAULT_THRESHOLD,
@@ -666,7 +666,8 @@ def make_plans(
     max_evaluations: int | None = None,
     seed: int = 0,
 ) -> list[Plan]:
-    """The plans ``method`` asks for: explicit paths, IGP metrics or both."""
+    """Route ``demands`` on ``topology`` and compute the plans ``method`` asks for."""
+    routing = route(topology, demands)
     plans = []
     if method in ("paths", "both"):
         plans.append(plan_paths(routing, threshold=threshold, k=k))
@@ -681,29 +682,6 @@ def make_plans(
             )
         )
     return plans
-
-
-def rerouting_plans(
-    topology: Topology,
-    demands: Demands,
-    *,
-    method: PlanMethod = "both",
-    threshold: float = DEFAULT_THRESHOLD,
-    k: int = 4,
-    time_limit: float = 20.0,
-    max_evaluations: int | None = None,
-    seed: int = 0,
-) -> list[Plan]:
-    """Route ``demands`` on ``topology`` and compute the plans ``method`` asks for."""
-    return make_plans(
-        route(topology, demands),
-        method=method,
-        threshold=threshold,
-        k=k,
-        time_limit=time_limit,
-        max_evaluations=max_evaluations,
-        seed=seed,
-    )
 
 
 def best_plan(plans: Sequence[Plan]) -> Plan:
