@@ -314,6 +314,18 @@ def read_sndlib_xml_demands(text: str, *, source: str = "<memory>") -> Demands:
 # --- REPETITA -----------------------------------------------------------------------------------
 
 
+def _endpoints(parts: list[str], n: int, where: str, element: str) -> tuple[int, int]:
+    """The src and dest node indexes of a REPETITA edge or demand line, each in 0..n-1."""
+    try:
+        u, v = int(parts[1]), int(parts[2])
+    except ValueError:
+        raise _fail(where, element, "src and dest must be node indexes") from None
+    for end in (u, v):
+        if not 0 <= end < n:
+            raise _fail(where, element, f"dangling: node index {end} not in 0..{n - 1}")
+    return u, v
+
+
 def _repetita_section(
     lines: list[tuple[int, str]], header: str, source: str
 ) -> list[tuple[int, list[str]]]:
@@ -347,13 +359,7 @@ def read_repetita_graph(text: str, *, source: str = "<memory>") -> Topology:
             raise _fail(where, "EDGES", "needs label src dest weight bw")
         label = parts[0]
         element = f"edge[label={label}]"
-        try:
-            u, v = int(parts[1]), int(parts[2])
-        except ValueError:
-            raise _fail(where, element, "src and dest must be node indexes") from None
-        for end in (u, v):
-            if not 0 <= end < n:
-                raise _fail(where, element, f"dangling: node index {end} not in 0..{n - 1}")
+        u, v = _endpoints(parts, n, where, element)
         weight = _float(parts[3], where, element, "weight")
         bw = _float(parts[4], where, element, "bw")
         edges.append((lineno, label, u, v, weight, bw))
@@ -403,13 +409,7 @@ def read_repetita_demands(text: str, node_names: list[str], *, source: str = "<m
         if len(parts) < 4:
             raise _fail(where, "DEMANDS", "needs label src dest bw")
         element = f"demand[label={parts[0]}]"
-        try:
-            u, v = int(parts[1]), int(parts[2])
-        except ValueError:
-            raise _fail(where, element, "src and dest must be node indexes") from None
-        for end in (u, v):
-            if not 0 <= end < n:
-                raise _fail(where, element, f"node index {end} not in 0..{n - 1}")
+        u, v = _endpoints(parts, n, where, element)
         value = _float(parts[3], where, element, "bw")
         if value < 0:
             raise _fail(where, element, "negative demand")
