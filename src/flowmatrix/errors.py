@@ -10,6 +10,7 @@
         + TemplateNotFound     data before its template; counted and held
       x RoutingError           a routing table is unusable; carries file and line
       x StoreError             the matrix store refused an operation
+      x UploadError            a partial matrix or ingress upload is malformed; says what
       x AuthError              a token is missing, wrong or not allowed this resource
       x CapacityError          a topology or matrix is unusable; names file and element
 
@@ -35,6 +36,7 @@ __all__ = [
     "StoreError",
     "SynthError",
     "TemplateNotFound",
+    "UploadError",
 ]
 
 
@@ -107,6 +109,10 @@ class RoutingError(FlowmatrixError):
 
 class StoreError(FlowmatrixError):
     """The matrix store refused an operation."""
+
+
+class UploadError(FlowmatrixError):
+    """An uploaded partial matrix or batch of ingress records is malformed; says what."""
 
 
 class AuthError(FlowmatrixError):

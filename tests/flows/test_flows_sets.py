@@ -43,7 +43,7 @@ def _one_by_one(decoder: Decoder, batch: Batch) -> FlowBatch:
 
 
 def assert_same_as_one_by_one(batches: list[Batch]) -> None:
-    """Decoding ``batches`` with ``decode`` gives the rows and counters of ``feed`` + ``flush``."""
+    """``decode`` gives the rows, counters and sequence gaps of ``feed`` + ``flush``."""
     fast, slow = Decoder(), Decoder()
     for batch in batches:
         assert_batch_equal(_sorted(fast.decode(batch)), _sorted(_one_by_one(slow, batch)))
@@ -51,6 +51,11 @@ def assert_same_as_one_by_one(batches: list[Batch]) -> None:
     assert fast.stats.records == slow.stats.records
     assert fast.stats.datagrams == slow.stats.datagrams
     assert fast.stats.template_misses == slow.stats.template_misses
+    # export sequence numbers: the same gaps, in the same order, and the same state
+    assert fast.take_gaps() == slow.take_gaps()
+    assert fast.stats.gaps == slow.stats.gaps
+    assert fast.stats.reorders == slow.stats.reorders
+    assert fast.sequences() == slow.sequences()
 
 
 @pytest.mark.parametrize("version", [5, 9, 10])

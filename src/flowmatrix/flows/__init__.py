@@ -7,6 +7,8 @@
 
 :class:`Collector` is the only I/O: UDP sockets → batches of datagrams →
 decoder → a sink. :func:`read_pcap` gives the export datagrams of a capture.
+Export sequence numbers are followed per domain: :meth:`Decoder.take_gaps`
+gives each :class:`SequenceGap` found (what an exporter sent that never arrived).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from flowmatrix.flows.collector import Collector, CollectorConfig, allowed_exporters
 from flowmatrix.flows.decoder import Datagram, Decoder, DomainState
 from flowmatrix.flows.pcap import read_pcap, udp_datagrams
+from flowmatrix.flows.sequence import SequenceGap
 from flowmatrix.flows.stats import REASONS, DecodeStats
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "DecodeStats",
     "Decoder",
     "DomainState",
+    "SequenceGap",
     "allowed_exporters",
     "read_pcap",
     "udp_datagrams",

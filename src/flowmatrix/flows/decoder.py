@@ -13,9 +13,10 @@ template.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from flowmatrix.flows import ipfix, sets, v5, v9
+from flowmatrix.flows.sequence import Mark, SequenceGap, SequenceTracker
 from flowmatrix.flows.stats import FLOWS_DECODED, DecodeStats
 from flowmatrix.flows.templates import (
     CTX_EXPORT_MS,
@@ -108,6 +110,8 @@ class Decoder:
         #: (records, context row per set, records per set)
         self.gathered: dict[Layout, list[tuple[npt.NDArray[Any], I64, I64]]] = {}
         self._init_changes = 0
+        #: export sequence numbers per domain → gaps
+        self.sequence = SequenceTracker(self._exporter_names, self.stats)
 
     # --- per datagram -----------------------------------------------------------------------
 
@@ -137,21 +141,71 @@ class Decoder:
         if exp is None:
             exp = self.exporter(address)
         self._datagrams[exp] += 1
-        self._walk(data, exp, arrival)
+        mark = self._walk(data, exp, arrival)
+        if mark is not None:
+            self.sequence.check(exp, *mark)
 
-    def _walk(self, data: bytes, exp: int, arrival: float) -> None:
+    def _walk(self, data: bytes, exp: int, arrival: float) -> Mark | None:
         if len(data) < 4:
             self.drop(exp, "short", f"{len(data)} octets")
-            return
+            return None
         (version,) = _VERSION.unpack_from(data)
         if version == 9:
-            v9.walk(self, data, exp, arrival)
-        elif version == 10:
-            ipfix.walk(self, data, exp, arrival)
-        elif version == 5:
-            v5.walk(self, data, exp)
-        else:
-            self.drop(exp, "version", f"version {version}")
+            return v9.walk(self, data, exp, arrival)
+        if version == 10:
+            return ipfix.walk(self, data, exp, arrival)
+        if version == 5:
+            return v5.walk(self, data, exp)
+        self.drop(exp, "version", f"version {version}")
+        return None
+
+    def take_gaps(self) -> list[SequenceGap]:
+        """The export sequence gaps found since the last call, in stream order; then cleared.
+
+        Examples
+        --------
+        >>> from flowmatrix.flows.v5 import build_v5
+        >>> flows = [{"src": "10.0.0.1", "bytes": 100, "packets": 1}] * 10
+        >>> decoder = Decoder()
+        >>> _ = decoder.decode([(build_v5(flows, sequence=0), "192.0.2.1", 0.0)])
+        >>> _ = decoder.decode([(build_v5(flows, sequence=30), "192.0.2.1", 0.0)])
+        >>> [(g.exporter, g.missing, g.unit) for g in decoder.take_gaps()]
+        [('192.0.2.1', 20, 'flows')]
+        >>> decoder.take_gaps()
+        []
+        """
+        return self.sequence.take()
+
+    def sequences(self) -> dict[str, int]:
+        """Next expected sequence number per domain, keyed ``"exporter|version|source_id"``.
+
+        JSON-friendly, for a state file; give it back to :meth:`restore_sequences`
+        after a restart. Domains restored but not seen since are included.
+
+        Examples
+        --------
+        >>> from flowmatrix.flows.v5 import build_v5
+        >>> dgram = build_v5([{"src": "10.0.0.1"}] * 3, sequence=7, engine=(1, 2))
+        >>> decoder = Decoder()
+        >>> _ = decoder.decode([(dgram, "192.0.2.1", 0.0)])
+        >>> decoder.sequences()
+        {'192.0.2.1|5|258': 10}
+        """
+        return self.sequence.sequences()
+
+    def restore_sequences(self, state: Mapping[str, int]) -> None:
+        """Compare the first datagram of each domain in ``state`` with its saved expectation.
+
+        Examples
+        --------
+        >>> from flowmatrix.flows.v5 import build_v5
+        >>> decoder = Decoder()
+        >>> decoder.restore_sequences({"192.0.2.1|5|0": 10})
+        >>> _ = decoder.decode([(build_v5([{"src": "10.0.0.1"}], sequence=15), "192.0.2.1", 0.0)])
+        >>> [g.missing for g in decoder.take_gaps()]
+        [5]
+        """
+        self.sequence.restore(state)
 
     def feed_batch(self, datagrams: list[Datagram]) -> None:
         """Walk many datagrams as :meth:`feed` would, v5 records and v9 / IPFIX sets vectorized.
@@ -236,11 +290,20 @@ class Decoder:
         generation = self.store.changes + self._init_changes
         pending = np.flatnonzero(slow).tolist()
         resolves = 0
+        # sequence marks of the datagrams walked one by one: indices, marks, no mark
+        walked: list[int] = []
+        marks: list[Mark] = []
+        unmarked: list[int] = []
         k = 0
         while k < len(pending):
             i = pending[k]
             data, _, arrival = datagrams[i]
-            self._walk(data, exps[i], arrival)
+            mark = self._walk(data, exps[i], arrival)
+            if mark is None:
+                unmarked.append(i)
+            else:
+                walked.append(i)
+                marks.append(mark)
             k += 1
             if resolves > MAX_RESOLVES:
                 continue
@@ -257,6 +320,8 @@ class Decoder:
                 pending = (np.flatnonzero(slow[i + 1 :]) + i + 1).tolist()
                 k = 0
         keep = ~slow[found.datagram]
+        # records per IPFIX datagram not walked, for the sequence numbers
+        records = np.zeros(n, dtype=np.int64) if (head.version == 10).any() else None
         for lid, layout in enumerate(layouts):
             size = layout.record_length
             pick = np.flatnonzero(keep & (set_layout == lid))
@@ -264,10 +329,56 @@ class Decoder:
             pick, counts = pick[counts > 0], counts[counts > 0]
             if not len(pick):
                 continue
-            records = sets.gather_records(buf, size, found.start[pick], counts)
+            if records is not None:
+                records += np.bincount(found.datagram[pick], weights=counts, minlength=n).astype(
+                    np.int64
+                )
+            gathered = sets.gather_records(buf, size, found.start[pick], counts)
             self.gathered.setdefault(layout, []).append(
-                (records, context[found.datagram[pick]], counts)
+                (gathered, context[found.datagram[pick]], counts)
             )
+        # v5 datagrams not walked hold exactly the records their length fits; v9 counts packets
+        units = np.where(head.version == 5, (sizes - v5.HEADER.size) // v5.RECORD, 1)
+        if records is not None:
+            units = np.where(head.version == 10, records, units)
+        self._sequences(exporters, head, units, walked, marks, unmarked)
+
+    def _sequences(
+        self,
+        exporters: I64,
+        head: sets.DatagramTable,
+        units: I64,
+        walked: list[int],
+        marks: list[Mark],
+        unmarked: list[int],
+    ) -> None:
+        """Check a batch's sequence numbers: walked datagrams by their marks, others by head."""
+        # (a datagram not walked has no options data: its IPFIX data records are its units)
+        version, source, sequence, export_s, data = (
+            head.version,
+            head.source,
+            head.sequence,
+            head.export_s,
+            units,
+        )
+        if walked or unmarked:
+            version, source, sequence, export_s, data = (
+                version.copy(),
+                source.copy(),
+                sequence.copy(),
+                export_s.copy(),
+                units.copy(),
+            )
+            if walked:
+                read = np.fromiter(
+                    itertools.chain.from_iterable(marks), dtype=np.int64, count=6 * len(marks)
+                ).reshape(-1, 6)
+                for column, values in zip(
+                    (version, source, sequence, units, data, export_s), read.T, strict=True
+                ):
+                    column[walked] = values
+            version[unmarked] = 0
+        self.sequence.check_batch(exporters, version, source, sequence, units, data, export_s)
 
     def drop(self, exporter: int, reason: str, detail: str = "", count: int = 1) -> None:
         """Count a dropped datagram or set of ``exporter`` for ``reason``."""
@@ -281,12 +392,15 @@ class Decoder:
             state = self.domains[key] = DomainState()
         return state
 
-    def add(self, layout: Layout, data: bytes | memoryview, context: tuple[int, ...]) -> None:
-        """Queue the records of one data set (fixed or variable length) for the next flush."""
+    def add(self, layout: Layout, data: bytes | memoryview, context: tuple[int, ...]) -> int:
+        """Queue the records of one data set (fixed or variable length) for the next flush.
+
+        Returns the number of records (options records included), -1 when unknown.
+        """
         if layout.variable:
             if layout.min_length == 0:
                 self.drop(context[CTX_EXPORTER], "record", "template of zero octets")
-                return
+                return -1
             packed, count, overrun = pack_variable(layout, data)
             if overrun:
                 self.drop(context[CTX_EXPORTER], "record", "variable-length record overruns set")
@@ -295,18 +409,20 @@ class Decoder:
             count = len(data) // layout.record_length
             data = data[: count * layout.record_length]
         if count == 0:
-            return
+            return 0
         if layout.options:
             self._options(layout, data, count, context)
-            return
+            return count
         self.contexts.append(context)
         self._enqueue(layout, data, count, len(self.contexts) - 1)
+        return count
 
-    def queue_fixed(self, layout: Layout, data: memoryview, context_index: int) -> None:
-        """Queue the whole records of a fixed-length data set; its context row exists already."""
+    def queue_fixed(self, layout: Layout, data: memoryview, context_index: int) -> int:
+        """Queue the whole records of a fixed-length data set (context row exists); count them."""
         count = len(data) // layout.record_length
         if count:
             self._enqueue(layout, data[: count * layout.record_length], count, context_index)
+        return count
 
     def _enqueue(
         self, layout: Layout, data: bytes | memoryview, count: int, context_index: int
@@ -318,16 +434,19 @@ class Decoder:
 
     def data_set(
         self, key: TemplateKey, data: memoryview, context: tuple[int, ...], arrival: float
-    ) -> None:
-        """A data set of template ``key``: queue it, or hold it until its template arrives."""
+    ) -> int:
+        """A data set of template ``key``: queue it, or hold it until its template arrives.
+
+        Returns the number of its records, -1 when unknown (held).
+        """
         layout = self.store.get(key)
         if layout is not None:
-            self.add(layout, data, context)
-            return
+            return self.add(layout, data, context)
         self.stats.miss(self._exporter_names[key[0]])
         over = self.store.hold(key, HeldSet(arrival, bytes(data), context))
         if over:
             self.drop(key[0], "template_expired", f"hold full for template {key[3]}", over)
+        return -1
 
     def define(
         self,

@@ -15,6 +15,7 @@ from flowmatrix.flows.templates import Field, Layout
 
 if TYPE_CHECKING:
     from flowmatrix.flows.decoder import Decoder
+    from flowmatrix.flows.sequence import Mark
 
 __all__ = ["HEADER", "walk"]
 
@@ -26,28 +27,34 @@ _OPTIONS = struct.Struct("!HHH")
 _ENTERPRISE = struct.Struct("!I")
 
 
-def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
-    """Learn the templates of one IPFIX message and queue its data sets."""
+def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> Mark | None:
+    """Learn the templates of one IPFIX message and queue its data sets.
+
+    Returns the message's sequence mark: its sequence number and data records
+    with and without options data records (-1 when a set's template is unknown).
+    """
     size = len(data)
     if size < HEADER.size:
         dec.drop(exp, "short", f"IPFIX message of {size} octets")
-        return
-    _, length, export_s, _, domain = HEADER.unpack_from(data)
+        return None
+    _, length, export_s, sequence, domain = HEADER.unpack_from(data)
     if length != size:
         dec.drop(exp, "length", f"IPFIX length {length}, datagram {size}")
         if length > size or length < HEADER.size:
-            return
+            return (10, domain, sequence, -1, -1, export_s)
         size = length
     view = memoryview(data)
     templates = dec.store.domain(exp, 10, domain)
     context: tuple[int, ...] | None = None
     ci = 0
+    # data records of the message, with and without options data records (-1: unknown)
+    records = data_records = 0
     off = HEADER.size
     while off + 4 <= size:
         set_id, set_len = _SET.unpack_from(data, off)
         if set_len < 4 or off + set_len > size:
             dec.drop(exp, "set_length", f"IPFIX set {set_id} length {set_len}")
-            return
+            return (10, domain, sequence, -1, -1, export_s)
         if set_id >= 256:
             if context is None:
                 # options records earlier in this message may have set the system init time
@@ -61,16 +68,24 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
             layout = templates.get(set_id)
             if layout is not None and not layout.options and layout.record_length:
                 # fast path of Decoder.add: a fixed-length data set of a known template
-                dec.queue_fixed(layout, view[off + 4 : off + set_len], ci)
+                n = dec.queue_fixed(layout, view[off + 4 : off + set_len], ci)
+                if records >= 0:
+                    records += n
+                if data_records >= 0:
+                    data_records += n
             else:
-                dec.data_set(
+                n = dec.data_set(
                     (exp, 10, domain, set_id), view[off + 4 : off + set_len], context, arrival
                 )
+                records = -1 if n < 0 or records < 0 else records + n
                 if layout is not None and layout.options:
                     context = None
+                else:
+                    data_records = -1 if n < 0 or data_records < 0 else data_records + n
         elif set_id in (2, 3):
             _templates(dec, data, off + 4, off + set_len, exp, domain, options=set_id == 3)
         off += set_len
+    return (10, domain, sequence, records, data_records, export_s)
 
 
 def _templates(

@@ -42,6 +42,10 @@ class DatagramTable:
     source: I64
     #: export time, ms since the epoch (v9, IPFIX: whole seconds)
     export_ms: I64
+    #: export time, whole seconds since the epoch (the header's unix secs)
+    export_s: I64
+    #: export sequence number: v5 flow sequence, v9 package sequence, IPFIX sequence number
+    sequence: I64
     #: v5 / v9 sysUptime ms (IPFIX: 0, computed from options state by the decoder)
     uptime: I64
     #: v5 header sampling interval (14 bits), else 0
@@ -81,12 +85,21 @@ def walk_datagrams(buf: bytes, starts: I64, sizes: I64) -> tuple[DatagramTable, 
     version = np.where(v9, 9, np.where(v10, 10, np.where(v5, 5, 0)))
     source = np.zeros(n, dtype=np.int64)
     export_ms = np.zeros(n, dtype=np.int64)
+    export_s = np.zeros(n, dtype=np.int64)
+    sequence = np.zeros(n, dtype=np.int64)
     uptime = np.zeros(n, dtype=np.int64)
     sampling = np.zeros(n, dtype=np.int64)
-    for v, at_source, at_secs, at_uptime in ((9, 16, 8, 4), (10, 12, 4, -1), (5, 20, 8, 4)):
+    for v, at_source, at_secs, at_uptime, at_sequence in (
+        (9, 16, 8, 4, 12),
+        (10, 12, 4, -1, 8),
+        (5, 20, 8, 4, 16),
+    ):
         these = np.flatnonzero(version == v)
         at = starts[these]
-        export_ms[these] = _u32(a, at + at_secs) * 1000
+        secs = _u32(a, at + at_secs)
+        export_s[these] = secs
+        export_ms[these] = secs * 1000
+        sequence[these] = _u32(a, at + at_sequence)
         if at_uptime >= 0:
             uptime[these] = _u32(a, at + at_uptime)
         if v == 5:
@@ -128,7 +141,9 @@ def walk_datagrams(buf: bytes, starts: I64, sizes: I64) -> tuple[DatagramTable, 
     cols = [np.concatenate(c) for c in zip(*found, strict=True)]
     order = np.argsort(cols[1], kind="stable")
     sets = SetTable(*(c[order] for c in cols))
-    return DatagramTable(version, source, export_ms, uptime, sampling, slow), sets
+    return DatagramTable(
+        version, source, export_ms, export_s, sequence, uptime, sampling, slow
+    ), sets
 
 
 def gather_records(buf: bytes, record_length: int, starts: I64, counts: I64) -> npt.NDArray[Any]:

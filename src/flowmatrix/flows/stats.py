@@ -1,4 +1,4 @@
-"""Decode counters: records decoded, datagrams dropped per reason and exporter, template misses.
+"""Decode counters: records, drops per reason and exporter, template misses, sequence gaps.
 
 The Prometheus counters live here, beside the stage; :class:`DecodeStats`
 keeps the same figures per exporter for one decoder so that tests and the
@@ -19,6 +19,8 @@ __all__ = [
     "DATAGRAMS_DROPPED",
     "FLOWS_DECODED",
     "REASONS",
+    "SEQUENCE_MISSING",
+    "SEQUENCE_REORDERS",
     "TEMPLATE_MISSES",
     "DecodeStats",
 ]
@@ -34,6 +36,17 @@ DATAGRAMS_DROPPED = Counter(
 #: data flowsets that arrived before their template
 TEMPLATE_MISSES = Counter(
     "template_misses_total", "Data flowsets that arrived before their template."
+)
+#: units (flows, packets, records) exporters numbered but never delivered, by unit
+SEQUENCE_MISSING = Counter(
+    "flow_sequence_missing_total",
+    "Flows (v5), packets (v9) or records (IPFIX) missing from export sequence numbers.",
+    ["unit"],
+)
+#: datagrams whose sequence number was behind the expected one (late, duplicate, restart)
+SEQUENCE_REORDERS = Counter(
+    "flow_sequence_reorders_total",
+    "Export datagrams whose sequence number was behind the expected one.",
 )
 
 #: every drop reason, with what it means
@@ -62,6 +75,10 @@ class DecodeStats:
     dropped: Tally[tuple[str, str]] = field(default_factory=Tally)
     #: data flowsets that arrived before their template, per exporter
     template_misses: Tally[str] = field(default_factory=Tally)
+    #: units missing from export sequence numbers, per exporter
+    gaps: Tally[str] = field(default_factory=Tally)
+    #: datagrams behind their domain's sequence (late, duplicate, restart), per exporter
+    reorders: Tally[str] = field(default_factory=Tally)
     #: reason → unix time of its last log line (rate limit)
     _logged: dict[str, float] = field(default_factory=dict, repr=False)
     #: at most one log line per reason in this many seconds
@@ -80,6 +97,36 @@ class DecodeStats:
                 exporter,
                 detail,
                 self.dropped_total(reason),
+            )
+
+    def gap(self, exporter: str, missing: int, unit: str, detail: str = "") -> None:
+        """Count ``missing`` units of a sequence gap and log it at a limited rate."""
+        self.gaps[exporter] += missing
+        SEQUENCE_MISSING.labels(unit).inc(missing)
+        now = time.monotonic()
+        if now - self._logged.get("sequence_gap", -1e9) >= self.log_interval:
+            self._logged["sequence_gap"] = now
+            log.warning(
+                "component=flows event=sequence_gap exporter=%s %s missing=%d unit=%s (total %d)",
+                exporter,
+                detail,
+                missing,
+                unit,
+                sum(self.gaps.values()),
+            )
+
+    def reorder(self, exporter: str, count: int = 1) -> None:
+        """Count ``count`` datagrams behind their sequence and log it at a limited rate."""
+        self.reorders[exporter] += count
+        SEQUENCE_REORDERS.inc(count)
+        now = time.monotonic()
+        if now - self._logged.get("sequence_reorder", -1e9) >= self.log_interval:
+            self._logged["sequence_reorder"] = now
+            log.info(
+                "component=flows event=sequence_reorder exporter=%s datagrams=%d (total %d)",
+                exporter,
+                count,
+                sum(self.reorders.values()),
             )
 
     def miss(self, exporter: str) -> None:

@@ -12,6 +12,7 @@ from flowmatrix.flows.templates import compile_layout
 
 if TYPE_CHECKING:
     from flowmatrix.flows.decoder import Decoder
+    from flowmatrix.flows.sequence import Mark
 
 __all__ = ["HEADER", "LAYOUT", "RECORD", "build_v5", "walk"]
 
@@ -24,27 +25,35 @@ RECORD = 48
 LAYOUT = compile_layout(tuple((ie, length, 1 if ie == 0 else 0) for ie, length in V5_TEMPLATE))
 
 
-def walk(dec: Decoder, data: bytes, exp: int) -> None:
-    """Queue the records of one v5 datagram; their number comes from the datagram's length."""
+def walk(dec: Decoder, data: bytes, exp: int) -> Mark | None:
+    """Queue the records of one v5 datagram; their number comes from the datagram's length.
+
+    Returns the datagram's sequence mark (its flow sequence and records).
+    """
     if len(data) < HEADER.size:
         dec.drop(exp, "short", f"v5 datagram of {len(data)} octets")
-        return
-    _, count, uptime, secs, nsecs, _, engine_type, engine_id, sampling = HEADER.unpack_from(data)
+        return None
+    _, count, uptime, secs, nsecs, sequence, engine_type, engine_id, sampling = HEADER.unpack_from(
+        data
+    )
     fit = (len(data) - HEADER.size) // RECORD
     if fit != count:
         dec.drop(exp, "length", f"v5 count {count}, {fit} records fit")
         count = min(count, fit)
+    source = (engine_type << 8) | engine_id
+    mark = (5, source, sequence, count, count, secs)
     if count == 0:
-        return
+        return mark
     context = (
         exp,
         5,
-        (engine_type << 8) | engine_id,
+        source,
         secs * 1000 + nsecs // 1_000_000,
         uptime,
         sampling & 0x3FFF,
     )
     dec.add(LAYOUT, memoryview(data)[HEADER.size : HEADER.size + count * RECORD], context)
+    return mark
 
 
 def build_v5(

@@ -9,6 +9,7 @@ from flowmatrix.flows.templates import Field, Layout
 
 if TYPE_CHECKING:
     from flowmatrix.flows.decoder import Decoder
+    from flowmatrix.flows.sequence import Mark
 
 __all__ = ["HEADER", "SCOPE", "walk"]
 
@@ -21,13 +22,17 @@ _OPTIONS = struct.Struct("!HHH")
 SCOPE = 0xFFFF_FFFF
 
 
-def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
-    """Learn the templates of one v9 datagram and queue its data flowsets."""
+def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> Mark | None:
+    """Learn the templates of one v9 datagram and queue its data flowsets.
+
+    Returns the datagram's sequence mark (its package sequence; one packet).
+    """
     size = len(data)
     if size < HEADER.size:
         dec.drop(exp, "short", f"v9 datagram of {size} octets")
-        return
-    _, _, uptime, secs, _, source = HEADER.unpack_from(data)
+        return None
+    _, _, uptime, secs, sequence, source = HEADER.unpack_from(data)
+    mark = (9, source, sequence, 1, 1, secs)
     context = (exp, 9, source, secs * 1000, uptime, 0)
     # one context row per datagram; queued data sets refer to it by index
     ci = len(dec.contexts)
@@ -40,7 +45,7 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
         set_id, length = _SET.unpack_from(data, off)
         if length < 4 or off + length > size:
             dec.drop(exp, "set_length", f"v9 flowset {set_id} length {length}")
-            return
+            return mark
         if set_id >= 256:
             layout = templates.get(set_id)
             if layout is not None and not layout.options and layout.record_length:
@@ -55,6 +60,7 @@ def walk(dec: Decoder, data: bytes, exp: int, arrival: float) -> None:
         elif set_id == 1:
             _options(dec, data, off + 4, off + length, exp, source)
         off += length
+    return mark
 
 
 def _templates(dec: Decoder, data: bytes, off: int, end: int, exp: int, source: int) -> None:
