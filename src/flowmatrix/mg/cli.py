@@ -1,0 +1,315 @@
+"""The ``mg`` and ``tm`` commands: run the MG, issue tokens, read total matrices.
+
+Exit codes: 0 success, 1 the MG (or the store) refused, 2 usage or
+connection problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["mg_app", "parse_period", "tm_app"]
+
+mg_app = typer.Typer(
+    help="Run the matrix generator (MG) and manage its tokens.", no_args_is_help=True
+)
+tm_app = typer.Typer(help="Read total traffic matrices from a running MG.", no_args_is_help=True)
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+#: matrix formats by file extension
+_EXTENSIONS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
+
+
+# --- mg -----------------------------------------------------------------------------------------
+
+
+@mg_app.command("serve")
+def mg_serve(
+    config: Annotated[
+        Path, typer.Option("--config", help="XML configuration file, or a directory of *.xml.")
+    ],
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the matrix store.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to listen on.")] = 8080,
+    issue_tokens: Annotated[
+        Path | None,
+        typer.Option(
+            "--issue-tokens",
+            help="Directory receiving <name>.token for every FRP lacking one, and the operator.",
+        ),
+    ] = None,
+    routing: Annotated[
+        Path | None,
+        typer.Option(
+            help="Routing directory of every PE: lets the MG resolve ingress records itself "
+            "(FRPs in --mode centralized)."
+        ),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = "info",
+) -> None:
+    """Serve configuration views, receive partial matrices and serve totals over HTTP."""
+    from flowmatrix.errors import ConfigError, RoutingError, StoreError
+    from flowmatrix.mg.service import serve
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        serve(
+            config,
+            db,
+            host=host,
+            port=port,
+            issue_tokens_dir=issue_tokens,
+            routing=routing,
+            log_level=log_level.lower(),
+        )
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except (StoreError, RoutingError) as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@mg_app.command("token")
+def mg_token(
+    db: Annotated[Path, typer.Option("--db", help="DuckDB file of the matrix store.")],
+    frp: Annotated[str | None, typer.Option("--frp", help="Issue a token for this FRP.")] = None,
+    operator: Annotated[
+        str | None, typer.Option("--operator", help="Issue an operator token with this name.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the token to this file (mode 0600) instead of stdout."),
+    ] = None,
+) -> None:
+    """Create a bearer token in a store no server holds; print it or write it to a file."""
+    from flowmatrix.errors import StoreError
+    from flowmatrix.matrix.store import Store
+    from flowmatrix.mg.auth import write_token
+
+    if (frp is None) == (operator is None):
+        err.print("error: give exactly one of --frp NAME or --operator NAME")
+        raise typer.Exit(2)
+    name = frp if frp is not None else operator
+    assert name is not None
+    try:
+        with Store(db) as store:
+            token = store.add_token(name, "frp" if frp is not None else "operator")
+    except StoreError as exc:
+        err.print(
+            f"error: {exc} (is an MG serving this file? stop it, or use mg serve --issue-tokens)",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+    if output is None:
+        out.print(token, markup=False, highlight=False)
+    else:
+        write_token(output, token)
+        err.print(f"token for {name} written to {output}", markup=False, highlight=False)
+
+
+# --- tm -----------------------------------------------------------------------------------------
+
+
+def parse_period(text: str) -> int:
+    """Unix milliseconds from ``text``: an integer, or an ISO 8601 time (UTC when no zone).
+
+    >>> parse_period("300000"), parse_period("1970-01-01T00:05:00Z")
+    (300000, 300000)
+    """
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        msg = f"not unix milliseconds nor an ISO 8601 time: {text!r}"
+        raise typer.BadParameter(msg) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+MgUrl = Annotated[str, typer.Option("--mg", help="Base URL of the MG, e.g. http://127.0.0.1:8080.")]
+TokenFile = Annotated[
+    Path, typer.Option("--token-file", help="File holding an operator bearer token.")
+]
+IntervalOpt = Annotated[str, typer.Option("--interval", help="Measurement interval id.")]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period", help="Read-out period start (unix ms or ISO 8601); all periods if omitted."
+    ),
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="With no --period: periods starting at or after.")
+]
+UntilOpt = Annotated[
+    str | None, typer.Option("--until", help="With no --period: periods starting before.")
+]
+GranularityOpt = Annotated[str, typer.Option("--granularity", help="pe_pe, pop_pop, if_pe or vrf.")]
+ClassOpt = Annotated[
+    str | None,
+    typer.Option("--class", help="One class to keep, or 'all' to sum classes; default: per class."),
+]
+
+
+def _fetch(
+    mg: str,
+    token_file: Path,
+    params: dict[str, Any],
+) -> tuple[bytes, dict[str, str]]:
+    import httpx
+
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        err.print(f"error: cannot read token file {token_file}: {exc.strerror}", markup=False)
+        raise typer.Exit(2) from None
+    url = mg.rstrip("/") + "/api/v1/matrix"
+    query = {k: v for k, v in params.items() if v is not None}
+    try:
+        response = httpx.get(
+            url, params=query, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
+    except httpx.HTTPError as exc:
+        err.print(f"error: cannot reach the MG at {mg}: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if response.status_code != 200:
+        try:
+            message = str(response.json().get("error", response.text))
+        except (ValueError, AttributeError):
+            message = response.text[:200]
+        err.print(
+            f"error: MG answered {response.status_code}: {message}", markup=False, highlight=False
+        )
+        raise typer.Exit(1)
+    return response.content, dict(response.headers)
+
+
+def _params(
+    interval: str,
+    period: str | None,
+    since: str | None,
+    until: str | None,
+    granularity: str,
+    class_: str | None,
+    fmt: str,
+) -> dict[str, Any]:
+    return {
+        "interval": interval,
+        "period_start_ms": parse_period(period) if period else None,
+        "since_ms": parse_period(since) if since else None,
+        "until_ms": parse_period(until) if until else None,
+        "granularity": granularity,
+        "class": class_,
+        "format": fmt,
+    }
+
+
+def _si(value: float | None) -> str:
+    """A number in 4 significant digits with an SI prefix: 1234567 → 1.235M."""
+    if value is None:
+        return "-"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g}{prefix}"
+    return f"{value:.4g}"
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@tm_app.command("show")
+def tm_show(
+    mg: MgUrl,
+    token_file: TokenFile,
+    interval: IntervalOpt = "always",
+    period: PeriodOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    granularity: GranularityOpt = "pe_pe",
+    class_: ClassOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the MG's JSON answer.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Rows shown, largest first.")] = 20,
+) -> None:
+    """Show a total matrix: the largest elements and whether the periods are complete."""
+    params = _params(interval, period, since, until, granularity, class_, "json")
+    content, _ = _fetch(mg, token_file, params)
+    body = json.loads(content)
+    if as_json:
+        sys.stdout.write(json.dumps(body, indent=1) + "\n")
+        return
+    columns: list[str] = body["columns"]
+    rows: list[list[Any]] = body["rows"]
+    by_bytes = sorted(rows, key=lambda r: -float(r[columns.index("bytes")]))
+    table = Table(title=f"{granularity} total, interval {interval}")
+    keys = columns[: columns.index("bytes")]
+    for c in keys:
+        table.add_column(c)
+    for c in ("bytes", "± 95 %", "packets", "± 95 %", "flows"):
+        table.add_column(c, justify="right")
+    for row in by_bytes[:limit]:
+        cells = dict(zip(columns, row, strict=True))
+        values = ("bytes", "bytes_err95", "packets", "packets_err95", "flows")
+        table.add_row(*(str(cells[c]) for c in keys), *(_si(cells[c]) for c in values))
+    out.print(table)
+    periods = body["periods"]
+    span = (
+        f"{_iso(periods[0]['period_start_ms'])}…{_iso(periods[-1]['period_end_ms'])}"
+        if periods
+        else "-"
+    )
+    gaps = sum(len(p["gaps"]) for p in periods)
+    missing = f" missing: {', '.join(body['missing'])}" if body["missing"] else ""
+    out.print(
+        f"status {body['status']}{missing}; {len(periods)} period(s) {span}, "
+        f"{body['seconds']:.0f} s; {len(rows)} rows ({min(limit, len(rows))} shown); "
+        f"{gaps} exporter gap report(s)",
+        markup=False,
+        highlight=False,
+    )
+
+
+@tm_app.command("export")
+def tm_export(
+    mg: MgUrl,
+    token_file: TokenFile,
+    output: Annotated[
+        Path, typer.Option("--output", help="File to write; .csv, .parquet or .json.")
+    ],
+    interval: IntervalOpt = "always",
+    period: PeriodOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    granularity: GranularityOpt = "pe_pe",
+    class_: ClassOpt = None,
+) -> None:
+    """Write a total matrix to a file, the format chosen by the file's extension."""
+    fmt = _EXTENSIONS.get(output.suffix.lower())
+    if fmt is None:
+        err.print(f"error: {output}: extension must be one of {', '.join(_EXTENSIONS)}")
+        raise typer.Exit(2)
+    params = _params(interval, period, since, until, granularity, class_, fmt)
+    content, headers = _fetch(mg, token_file, params)
+    output.write_bytes(content)
+    status = headers.get("x-flowmatrix-status", "unknown")
+    err.print(f"wrote {output} ({len(content):,} octets), status {status}", markup=False)

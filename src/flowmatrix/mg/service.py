@@ -1,0 +1,172 @@
+"""The MG component wired by hand: configuration, store, tokens, HTTP server.
+
+:class:`MgService` builds them in order and stops them in reverse; ``serve``
+runs one in the foreground until SIGINT/SIGTERM (what ``flowmatrix mg
+serve`` calls). The HTTP server is uvicorn with one worker: the store
+serializes its DuckDB connection behind a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import uvicorn
+
+from flowmatrix.config.model import NetworkConfig
+from flowmatrix.config.xml import load_config
+from flowmatrix.errors import ConfigError, ConfigProblem
+from flowmatrix.matrix.store import Store
+from flowmatrix.mg.app import create_app
+from flowmatrix.mg.auth import issue_tokens
+from flowmatrix.routing.native import read_native
+from flowmatrix.routing.resolve import compile_state
+
+__all__ = ["MgService", "config_files", "load_mg_config", "serve"]
+
+log = logging.getLogger("flowmatrix.mg")
+
+
+def config_files(path: Path) -> list[Path]:
+    """The configuration files at ``path``: the file itself, or every ``*.xml`` in a directory."""
+    if path.is_dir():
+        files = sorted(path.glob("*.xml"))
+        if not files:
+            raise ConfigError([ConfigProblem(str(path), 0, "", "no *.xml file in directory")])
+        return files
+    return [path]
+
+
+def load_mg_config(path: Path) -> NetworkConfig:
+    """The checked configuration the MG serves, from a file or a directory of files."""
+    return load_config(config_files(path))
+
+
+class MgService:
+    """The MG: configuration, store and HTTP server, started in order, stopped in reverse.
+
+    ``__init__`` only records its arguments; ``start()`` loads the
+    configuration, opens the store, issues missing tokens (when
+    ``issue_tokens`` names a directory) and starts uvicorn in a thread;
+    ``stop()`` undoes it. ``port=0`` picks a free port (see ``port`` after start).
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        db_path: Path | str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        issue_tokens: Path | None = None,
+        routing: Path | None = None,
+        log_level: str = "info",
+    ) -> None:
+        self.config_path = config_path
+        self.routing = routing
+        self.db_path = db_path
+        self.host = host
+        self.port = port
+        self.issue_tokens = issue_tokens
+        self.log_level = log_level
+        self.config: NetworkConfig | None = None
+        self.store: Store | None = None
+        self.server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stack = ExitStack()
+
+    def build(self) -> uvicorn.Server:
+        """Load the configuration, open the store, issue tokens; the server, not yet running."""
+        self.config = load_mg_config(self.config_path)
+        self.store = Store(self.db_path)
+        self.store.start()
+        self._stack.callback(self.store.stop)
+        if self.issue_tokens is not None:
+            issue_tokens(self.store, self.config, self.issue_tokens)
+        compiled = None
+        if self.routing is not None:
+            # centralized mode: every PE's tables, so the MG can resolve ingress records
+            compiled = compile_state(read_native(self.routing, self.config))
+            log.info("component=mg routing=%s versions=%d", self.routing, len(compiled.versions))
+        app = create_app(self.config, self.store, routing=compiled)
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=self.host,
+                port=self.port,
+                log_level=self.log_level,
+                workers=1,
+                lifespan="off",
+                access_log=self.log_level == "debug",
+            )
+        )
+        log.info(
+            "component=mg event=built network=%s frps=%d pes=%d db=%s",
+            self.config.name,
+            len(self.config.frps),
+            len(self.config.pes),
+            self.db_path,
+        )
+        return self.server
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Build everything and run the server in a background thread until it listens."""
+        try:
+            server = self.build()
+            self._thread = threading.Thread(target=server.run, name="mg-http", daemon=True)
+            self._thread.start()
+            self._stack.callback(self._stop_server)
+            deadline = time.monotonic() + timeout
+            while not server.started:
+                if not self._thread.is_alive() or time.monotonic() > deadline:
+                    msg = f"MG server did not start on {self.host}:{self.port}"
+                    raise RuntimeError(msg)
+                time.sleep(0.02)
+            sockets = [s for srv in server.servers for s in srv.sockets]
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
+        except BaseException:
+            self._stack.close()
+            raise
+        log.info("component=mg event=started host=%s port=%d", self.host, self.port)
+
+    def _stop_server(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def stop(self) -> None:
+        """Stop the server, then close the store."""
+        self._stack.close()
+        log.info("component=mg event=stopped")
+
+
+def serve(
+    config_path: Path,
+    db_path: Path | str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    issue_tokens_dir: Path | None = None,
+    routing: Path | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the MG in the foreground until interrupted (SIGINT/SIGTERM), then close the store."""
+    service = MgService(
+        config_path,
+        db_path,
+        host=host,
+        port=port,
+        issue_tokens=issue_tokens_dir,
+        routing=routing,
+        log_level=log_level,
+    )
+    try:
+        server = service.build()
+        server.run()
+    finally:
+        service.stop()

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flowmatrix.config.model import (
+    Exporter,
+    Interval,
+    NetworkConfig,
+    PeRouter,
+    ServiceClass,
+)
+from flowmatrix.matrix.aggregate import (
+    IngressPlan,
+    add_partials,
+    address_halves,
+    aggregate,
+    ingress_records,
+    no_resolution,
+    partial_matrix,
+)
+from flowmatrix.matrix.partial import INGRESS_SCHEMA, PARTIAL_SCHEMA
+from flowmatrix.routing.resolve import REASONS, Resolution
+from flowmatrix.schema import FlowBatch
+
+ip = ipaddress.ip_address
+#: 2026-01-05T00:00Z
+T0 = 1_767_571_200_000
+
+
+def config() -> NetworkConfig:
+    pes = (
+        PeRouter(
+            "pe1",
+            ip("198.19.0.1"),
+            "PAR",
+            frp="frp-par",
+            sampling_rate=100,
+            exporters=(Exporter(ip("127.0.0.1"), 1), Exporter(ip("127.0.0.1"), 2)),
+        ),
+        PeRouter(
+            "pe2", ip("198.19.0.2"), "PAR", frp="frp-par", exporters=(Exporter(ip("127.0.0.2")),)
+        ),
+        PeRouter("pe3", ip("198.19.0.3"), "LON"),  # remote
+    )
+    return NetworkConfig(
+        "t",
+        65000,
+        pes=pes,
+        classes=(ServiceClass("ef", (46,)), ServiceClass("be", (0,), default=True)),
+        intervals=(
+            Interval("always", "continuous", readout_seconds=300),
+            Interval(
+                "check",
+                "once",
+                readout_seconds=60,
+                start=dt.datetime(2026, 1, 5, 0, 0),
+                duration=dt.timedelta(minutes=2),
+            ),
+        ),
+    )
+
+
+def batch(rows: list[dict[str, int]]) -> FlowBatch:
+    cols = {k: [r.get(k, 0) for r in rows] for k in {k for r in rows for k in r}}
+    base = {"exporter_version": 4, "ip_version": 4}
+    return FlowBatch.from_columns({**base, **cols}, len(rows))
+
+
+def test_records_map_to_pes_by_exporter_address_and_source_id() -> None:
+    b = batch(
+        [
+            {"exporter_lo": 0x7F000001, "source_id": 1, "start_ms": T0 + 400_000},
+            {"exporter_lo": 0x7F000001, "source_id": 2, "start_ms": T0 + 400_000},
+            {"exporter_lo": 0x7F000001, "source_id": 3, "start_ms": T0 + 400_000},  # no such id
+            {"exporter_lo": 0x7F000002, "source_id": 77, "start_ms": T0 + 400_000},  # any id
+            {"exporter_lo": 0x7F000003, "source_id": 0, "start_ms": T0 + 400_000},  # unknown
+        ]
+    )
+    got = ingress_records(b, config())
+    assert got.table.column("ingress_pe").to_pylist() == ["pe1", "pe1", "pe2"]
+    assert got.table.column("ingress_loopback").to_pylist() == ["198.19.0.1"] * 2 + ["198.19.0.2"]
+    assert got.unmatched == 2
+    assert got.unmatched_by_exporter == {("127.0.0.1", 3): 1, ("127.0.0.3", 0): 1}
+    assert got.table.schema.equals(INGRESS_SCHEMA)
+    assert got.table.column("egress_pe").null_count == 3
+
+
+def test_records_outside_every_interval_are_counted_and_dropped() -> None:
+    b = batch(
+        [{"exporter_lo": 0x7F000002, "start_ms": -5}, {"exporter_lo": 0x7F000002, "start_ms": T0}]
+    )
+    got = ingress_records(b, config())
+    assert got.outside == 1
+    assert got.table.num_rows == 2  # the second record is in both intervals
+
+
+def test_a_record_in_two_intervals_belongs_to_each_with_its_period() -> None:
+    b = batch(
+        [
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 61_000},
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 301_000},
+        ]
+    )
+    got = ingress_records(b, config())
+    seen = [(s.interval, s.period_start_ms - T0, s.pe, s.stop - s.start) for s in got.segments]
+    assert seen == [
+        ("always", 0, "pe2", 1),
+        ("always", 300_000, "pe2", 1),
+        ("check", 60_000, "pe2", 1),
+    ]
+    for s in got.segments:
+        part = got.table.slice(s.start, s.stop - s.start)
+        assert set(part.column("interval").to_pylist()) == {s.interval}
+        assert set(part.column("period_start_ms").to_pylist()) == {s.period_start_ms}
+
+
+def test_partial_renormalizes_by_record_interval_else_config_rate() -> None:
+    b = batch(
+        [
+            # record says 1-in-10: N = 10
+            {
+                "exporter_lo": 0x7F000001,
+                "source_id": 1,
+                "start_ms": T0 + 400_000,
+                "bytes": 1000,
+                "packets": 4,
+                "sampling_interval": 10,
+                "tos": 46 << 2,
+                "in_if": 1101,
+            },
+            # no interval in the record: the PE's configured 1-in-100
+            {
+                "exporter_lo": 0x7F000001,
+                "source_id": 1,
+                "start_ms": T0 + 400_000,
+                "bytes": 300,
+                "packets": 2,
+                "tos": 1,
+                "in_if": 1101,
+            },
+            # unsampled PE
+            {
+                "exporter_lo": 0x7F000002,
+                "start_ms": T0 + 400_000,
+                "bytes": 50,
+                "packets": 1,
+                "in_if": 7,
+            },
+        ]
+    )
+    plan = IngressPlan(config())
+    got = ingress_records(b, plan)
+    table = partial_matrix(got.table, no_resolution(got.table.num_rows), plan)
+    assert table.schema.equals(PARTIAL_SCHEMA)
+    rows = table.to_pylist()
+    assert [
+        (r["ingress_pe"], r["in_if"], r["tos"], r["class"], r["egress_pe"], r["vrf"]) for r in rows
+    ] == [
+        ("pe1", 1101, 1, "be", "unresolved", ""),
+        ("pe1", 1101, 184, "ef", "unresolved", ""),
+        ("pe2", 7, 0, "be", "unresolved", ""),
+    ]
+    be, ef, plain = rows
+    assert ef["bytes"] == 10_000
+    assert ef["packets"] == 40
+    assert ef["sampled_packets"] == 4
+    assert ef["packets_var"] == pytest.approx(10 * 9 * 4)
+    assert ef["bytes_var"] == pytest.approx(10 * 9 * 1000**2 / 4)
+    assert be["bytes"] == 30_000
+    assert be["packets"] == 200
+    assert be["flows"] == 1
+    assert be["bytes_var"] == pytest.approx(100 * 99 * 300**2 / 2)
+    assert plain["bytes"] == 50
+    assert plain["bytes_var"] == 0
+    assert plain["packets_var"] == 0
+
+
+def resolution(
+    flow: list[int], egress: list[int], share: list[float], vrf: list[int], reason: list[int]
+) -> Resolution:
+    n = len(flow)
+    return Resolution(
+        flow=np.array(flow, dtype=np.int64),
+        egress_pe=np.array(egress, dtype=np.int32),
+        egress_node=np.full(n, -1, dtype=np.int32),
+        vrf=np.array(vrf, dtype=np.int32),
+        rd=np.full(n, -1, dtype=np.int32),
+        reason=np.array(reason, dtype=np.uint8),
+        share=np.array(share, dtype=np.float64),
+        prefix_len=np.full(n, -1, dtype=np.int16),
+        pe_names=["pe1", "pe2", "pe3"],
+        node_names=[],
+        vrf_names=["cust1"],
+        rd_names=[],
+    )
+
+
+def test_multipath_shares_split_volume_and_unresolved_rows_are_reported() -> None:
+    b = batch(
+        [
+            {
+                "exporter_lo": 0x7F000002,
+                "start_ms": T0 + 400_000,
+                "bytes": 900,
+                "packets": 3,
+                "in_if": 5,
+            },
+            {
+                "exporter_lo": 0x7F000002,
+                "start_ms": T0 + 400_000,
+                "bytes": 100,
+                "packets": 1,
+                "in_if": 5,
+            },
+        ]
+    )
+    plan = IngressPlan(config())
+    got = ingress_records(b, plan)
+    no_route = REASONS.index("no_route")
+    res = resolution([0, 0, 1], [1, 2, -1], [0.5, 0.5, 1.0], [0, 0, 0], [0, 0, no_route])
+    agg = aggregate(got, res, plan)
+    rows = {r["egress_pe"]: r for r in agg.table.to_pylist()}
+    assert set(rows) == {"pe2", "pe3", "unresolved"}
+    assert rows["pe2"]["bytes"] == 450
+    assert rows["pe3"]["bytes"] == 450
+    assert rows["pe2"]["flows"] == 0.5
+    assert rows["pe2"]["vrf"] == "cust1"
+    assert rows["unresolved"]["bytes"] == 100
+    assert [(u.reason, u.bytes, u.flows) for u in agg.unresolved] == [("no_route", 100.0, 1.0)]
+    # the table form (names dictionary-encoded again) gives the same matrix
+    assert aggregate(got.table, res, plan).table.equals(agg.table)
+
+
+def test_adding_partials_sums_rows_with_equal_keys() -> None:
+    b = batch([{"exporter_lo": 0x7F000002, "start_ms": T0 + 400_000, "bytes": 10, "packets": 1}])
+    plan = IngressPlan(config())
+    got = ingress_records(b, plan)
+    one = partial_matrix(got, no_resolution(1), plan)
+    total = add_partials(one, one, one)
+    assert total.num_rows == 1
+    assert total["bytes"].to_pylist() == [30.0]
+
+
+def test_address_halves_read_the_arrow_address_form() -> None:
+    b = batch([{"dst_lo": 0x0A000001}, {"dst_lo": 5}])
+    hi, lo = address_halves(b.to_arrow().column("dst").slice(1))
+    assert lo.tolist() == [5]
+    assert hi.tolist() == [0]
+    assert address_halves(pa.nulls(1, pa.binary(16)))[1].tolist() == [0]
