@@ -1,0 +1,107 @@
+"""``flowmatrix frp``: run a flow record processor (parse options, call :func:`service.run`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from flowmatrix.errors import FlowmatrixError
+from flowmatrix.frp.service import FrpOptions, run
+
+__all__ = ["frp_app", "parse_listen"]
+
+frp_app = typer.Typer(
+    help="Flow record processor: exporters' datagrams in, partial matrices to the MG.",
+    no_args_is_help=True,
+)
+
+
+@frp_app.callback()
+def frp_main() -> None:
+    """Flow record processor: exporters' datagrams in, partial matrices to the MG."""
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv6 as ``[::1]:2055``) → (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        msg = f"--listen {text!r}: expected HOST:PORT"
+        raise typer.BadParameter(msg)
+    return host.strip("[]"), int(port)
+
+
+@frp_app.command("run")
+def run_command(
+    mg: Annotated[str, typer.Option(help="Base URL of the MG, e.g. http://127.0.0.1:8080.")],
+    name: Annotated[str, typer.Option(help="This FRP's name in the configuration.")],
+    token_file: Annotated[
+        Path, typer.Option(help="File holding this FRP's bearer token (one line).")
+    ],
+    listen: Annotated[
+        list[str] | None,
+        typer.Option(help="UDP HOST:PORT to receive exports on; repeat for several."),
+    ] = None,
+    routing: Annotated[
+        Path | None,
+        typer.Option(help="Native routing directory (what 'synth network' writes) for egress."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Directory for ingress files, spool and state (./frp-data/NAME)."),
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(help="Seconds after a period's end before it is uploaded.")
+    ] = 60.0,
+    settle: Annotated[
+        float, typer.Option(help="Seconds without records of a period before it is uploaded.")
+    ] = 2.0,
+    flush: Annotated[
+        float, typer.Option(help="Seconds between writes of buffered ingress records.")
+    ] = 5.0,
+    mode: Annotated[
+        str, typer.Option(help="distributed (partials) or centralized (ingress records).")
+    ] = "distributed",
+    config_refresh: Annotated[
+        float, typer.Option(help="Seconds between configuration refreshes from the MG; 0 = never.")
+    ] = 60.0,
+    log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
+) -> None:
+    """Receive flow exports, write ingress files and upload partial matrices until stopped."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if mode not in ("distributed", "centralized"):
+        msg = f"--mode {mode!r}: distributed or centralized"
+        raise typer.BadParameter(msg)
+    try:
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        typer.echo(f"error: --token-file: {exc}", err=True)
+        raise typer.Exit(1) from None
+    chosen: Literal["distributed", "centralized"] = (
+        "centralized" if mode == "centralized" else "distributed"
+    )
+    options = FrpOptions(
+        mg=mg,
+        name=name,
+        token=token,
+        data=data if data is not None else Path("frp-data") / name,
+        listen=tuple(parse_listen(x) for x in listen) if listen else (("0.0.0.0", 2055),),
+        routing=routing,
+        grace=grace,
+        settle=settle,
+        flush=flush,
+        mode=chosen,
+        config_refresh=config_refresh,
+    )
+    try:
+        raise typer.Exit(run(options))
+    except FlowmatrixError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,242 @@
+"""The FRP process: config client, collector, pipeline and uploader wired by hand.
+
+Components start in order and stop in reverse through an :class:`ExitStack`:
+
+1. :class:`~flowmatrix.frp.client.ConfigClient` — the FRP's view (refuses to
+   start without one);
+2. routing — ``--routing DIR`` read once for the view's PEs and compiled;
+3. :class:`~flowmatrix.frp.uploader.Uploader` — delivers what the spool holds first;
+4. :class:`~flowmatrix.frp.pipeline.Pipeline` — restores ``state.json`` and the
+   periods of the part files;
+5. :class:`~flowmatrix.flows.Collector` — UDP in, exporters of the view only;
+6. the tick thread — builds due uploads and flushes part files every ``flush`` s.
+
+Stopping flushes buffered records to part files and ``state.json``; what is
+spooled stays for the next start. :func:`run` is what ``flowmatrix frp run``
+calls: it stops cleanly on SIGTERM and SIGINT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from flowmatrix.config.model import NetworkConfig
+from flowmatrix.flows.collector import Collector, CollectorConfig, allowed_exporters
+from flowmatrix.flows.decoder import Decoder
+from flowmatrix.frp.client import ConfigClient, ConfigClientConfig
+from flowmatrix.frp.ingress import IngressFiles
+from flowmatrix.frp.pipeline import Pipeline, PipelineConfig
+from flowmatrix.frp.uploader import Uploader, UploaderConfig
+from flowmatrix.routing.native import read_native
+from flowmatrix.routing.resolve import Compiled, compile_state
+
+__all__ = ["FrpOptions", "FrpService", "run"]
+
+log = logging.getLogger("flowmatrix.frp.service")
+
+
+@dataclass(frozen=True, slots=True)
+class FrpOptions:
+    """Everything ``flowmatrix frp run`` takes."""
+
+    mg: str
+    name: str
+    token: str
+    data: Path
+    listen: tuple[tuple[str, int], ...] = (("0.0.0.0", 2055),)
+    routing: Path | None = None
+    grace: float = 60.0
+    settle: float = 2.0
+    flush: float = 5.0
+    mode: Literal["distributed", "centralized"] = "distributed"
+    config_refresh: float = 60.0
+    receive_buffer: int = 128 * 1024 * 1024
+    #: seconds between looks for due periods
+    tick: float = 0.25
+
+
+class FrpService:
+    """One FRP: ``start()`` brings every component up in order, ``stop()`` down in reverse."""
+
+    def __init__(self, options: FrpOptions) -> None:
+        self.options = options
+        self.client: ConfigClient | None = None
+        self.pipeline: Pipeline | None = None
+        self.uploader: Uploader | None = None
+        self.collector: Collector | None = None
+        self.decoder = Decoder()
+        self._stack = contextlib.ExitStack()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listen: tuple[tuple[str, int], ...] = options.listen
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """The bound UDP (address, port) pairs of the collector."""
+        return self.collector.addresses if self.collector is not None else []
+
+    def _routing(self, view: NetworkConfig) -> Compiled | None:
+        # centralized mode: the MG resolves the records, the FRP only ships them
+        if self.options.routing is None or self.options.mode == "centralized":
+            return None
+        mine = [p.name for p in view.pes_of(self.options.name)]
+        state = read_native(self.options.routing, view, pes=mine)
+        compiled = compile_state(state)
+        log.info(
+            "component=frp.service routing=%s pes=%d versions=%d",
+            self.options.routing,
+            len(mine),
+            len(compiled.versions),
+        )
+        return compiled
+
+    def start(self) -> None:
+        """Start the config client, routing, uploader, pipeline, collector and tick thread."""
+        o = self.options
+        o.data.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            self.client = ConfigClient(
+                ConfigClientConfig(o.mg, o.name, o.token, o.data, refresh=o.config_refresh),
+                on_change=self._config_changed,
+            )
+            self.client.start()
+            stack.callback(self.client.stop)
+            view = self.client.current
+            routing = self._routing(view)
+            self.pipeline = Pipeline(
+                PipelineConfig(o.name, grace=o.grace, settle=o.settle, mode=o.mode),
+                view=view,
+                files=IngressFiles(o.data / "ingress"),
+                state_path=o.data / "state.json",
+                routing=routing,
+                decoder=self.decoder,
+            )
+            self.uploader = Uploader(
+                UploaderConfig(o.mg, o.name, o.token, o.data / "spool"),
+                on_delivered=self.pipeline.delivered,
+            )
+            self.uploader.start()
+            stack.callback(self.uploader.stop)
+            self.pipeline.start()
+            stack.callback(self.pipeline.stop)
+            self._start_collector(view)
+            stack.callback(self._stop_collector)
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="frp-tick", daemon=True)
+            self._thread.start()
+            stack.callback(self._stop_ticks)
+            self._stack = stack.pop_all()
+        log.info(
+            "component=frp.service frp=%s listening=%s data=%s mg=%s",
+            o.name,
+            self.addresses,
+            o.data,
+            o.mg,
+        )
+
+    def stop(self) -> None:
+        """Stop every component in reverse order (buffered records go to part files)."""
+        self._stack.close()
+        log.info("component=frp.service frp=%s stopped", self.options.name)
+
+    def _start_collector(self, view: NetworkConfig) -> None:
+        assert self.pipeline is not None
+        self.collector = Collector(
+            CollectorConfig(
+                listen=self._listen,
+                exporters=allowed_exporters(view, self.options.name),
+                receive_buffer=self.options.receive_buffer,
+            ),
+            sink=self.pipeline.sink,
+            decoder=self.decoder,
+        )
+        self.collector.start()
+        # a restart after a configuration change binds the same ports
+        self._listen = tuple(self.collector.addresses)
+
+    def _stop_collector(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+
+    def _stop_ticks(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _config_changed(self, view: NetworkConfig) -> None:
+        """A new view from the MG: new plan and routing, collector rebound with its exporters."""
+        assert self.pipeline is not None
+        try:
+            routing = self._routing(view)
+        except Exception:  # keep running on the old view rather than die on a bad table
+            log.exception("component=frp.service config=changed routing=unusable kept=old")
+            return
+        self.pipeline.update_view(view, routing)
+        if self.collector is not None and allowed_exporters(view, self.options.name) != (
+            self.collector.config.exporters
+        ):
+            self.collector.stop()
+            self._start_collector(view)
+        log.info("component=frp.service config=changed")
+
+    def tick(self) -> int:
+        """Hand every due period to the uploader; returns how many were spooled."""
+        assert self.pipeline is not None
+        assert self.uploader is not None
+        uploads = self.pipeline.due()
+        for upload in uploads:
+            self.uploader.submit(upload)
+            log.info(
+                "component=frp.service interval=%s period=%d revision=%d records=%d rows=%d",
+                upload.interval,
+                upload.period_start_ms,
+                upload.meta.revision,
+                upload.meta.records,
+                upload.table.num_rows,
+            )
+        return len(uploads)
+
+    def _run(self) -> None:
+        assert self.pipeline is not None
+        last_flush = time.monotonic()
+        while not self._stopping.wait(self.options.tick):
+            try:
+                if time.monotonic() - last_flush >= self.options.flush:
+                    self.pipeline.flush()
+                    last_flush = time.monotonic()
+                self.tick()
+            except Exception:  # a failing tick must not end the FRP; it is logged, retried
+                log.exception("component=frp.service tick=failed")
+
+
+def run(options: FrpOptions, *, ready: Callable[[FrpService], None] | None = None) -> int:
+    """Run one FRP until SIGTERM or SIGINT, then flush and stop; the exit status."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("component=frp.service signal=%s stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    service = FrpService(options)
+    try:
+        service.start()
+        if ready is not None:
+            ready(service)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        service.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
