@@ -30,7 +30,7 @@ deb-tools: ## install the Debian packages the tests need (softflowd, pmacct, gob
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-demo: install ## run the whole system end to end on loopback and print a traffic matrix
+demo: install deb-tools ## run the whole system end to end on loopback and print a traffic matrix
 	$(VENV)/bin/flowmatrix demo --out demo-out
 
 lint: install ## ruff check and format check

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 
 from flowmatrix import __version__
+from flowmatrix.frp.cli import frp_app
+from flowmatrix.mg.cli import mg_app, tm_app
 
 if TYPE_CHECKING:
     from flowmatrix.config.model import NetworkConfig
@@ -126,20 +128,44 @@ def demo(
     size: Annotated[str, typer.Option(help="Network size: tiny or medium.")] = "tiny",
     seed: Annotated[int, typer.Option(help="Seed of the generated network and traffic.")] = 1,
     flows: Annotated[int, typer.Option(help="Customer flows to generate.")] = 20_000,
+    duration: Annotated[
+        int, typer.Option(help="Seconds of traffic (read-out periods of --readout seconds).")
+    ] = 180,
+    readout: Annotated[int, typer.Option(help="Read-out period of the demo, seconds.")] = 60,
     top: Annotated[int, typer.Option(help="Matrix elements to print.")] = 15,
 ) -> None:
-    """Run the system end to end on this machine and print and plot its traffic matrix."""
+    """Run a whole network on loopback (MG, FRPs, pmacct exporters) and print its matrix."""
     from rich.table import Table
 
-    from flowmatrix.config.render import config_tables
     from flowmatrix.demo import run_demo, total
+    from flowmatrix.errors import FlowmatrixError
 
-    with out.status("starting") as status:
-        result = run_demo(out_dir, size=size, seed=seed, flows=flows, step=status.update)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        import shutil
+
+        shutil.rmtree(out_dir)
+    try:
+        with out.status("starting") as status:
+            result = run_demo(
+                out_dir,
+                size=size,
+                seed=seed,
+                flows=flows,
+                duration_s=duration,
+                readout_s=readout,
+                step=status.update,
+            )
+    except FlowmatrixError as exc:
+        err.print(f"demo failed: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
     for name, took in result.seconds.items():
         out.print(f"  {name:<8} {took:6.2f} s", highlight=False)
-    for table in config_tables(result.config)[:2]:
-        out.print(table)
+    complete = sum(1 for p in result.periods if p["status"] == "complete")
+    out.print(
+        f"read-out periods: {complete} of {len(result.periods)} complete "
+        f"(MG was at {result.mg_url})",
+        highlight=False,
+    )
     matrix = result.matrix
     table = Table(title=f"PE-to-PE traffic matrix, largest {top} of {matrix.num_rows} elements")
     for column in ("ingress", "egress", "bytes", "packets", "share"):
@@ -150,12 +176,25 @@ def demo(
     for row in matrix.slice(0, top).to_pylist():
         share = f"{100 * row['bytes'] / all_bytes:.1f} %" if all_bytes else "-"
         table.add_row(
-            row["ingress"], row["egress"], f"{row['bytes']:,}", f"{row['packets']:,}", share
+            row["ingress"],
+            row["egress"],
+            f"{row['bytes']:,.0f}",
+            f"{row['packets']:,.0f}",
+            share,
         )
     out.print(table)
     out.print(f"total {all_bytes:,} bytes, {total(matrix, 'packets'):,} packets", highlight=False)
+    worst = result.difference.slice(0, 1).to_pylist()
+    if worst:
+        w = worst[0]
+        rel = abs(w["difference"]) / w["truth"] if w["truth"] else float("inf")
+        out.print(
+            f"largest difference from the ground truth: {w['difference']:+,.0f} bytes "
+            f"({w['ingress']} → {w['egress']}, {100 * rel:.3f} % of {w['truth']:,.0f})",
+            highlight=False,
+        )
     for name, path in result.files.items():
-        out.print(f"  {name:<11} {path}", highlight=False)
+        out.print(f"  {name:<15} {path}", highlight=False)
 
 
 def _view_or_exit(config: NetworkConfig, frp: str) -> NetworkConfig:
@@ -687,6 +726,13 @@ def routing_show(
             highlight=False,
             soft_wrap=True,
         )
+
+
+# --- the two roles and queries (their commands live beside them) ------------------------------
+
+app.add_typer(frp_app, name="frp")
+app.add_typer(mg_app, name="mg")
+app.add_typer(tm_app, name="tm")
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
-"""Run flowmatrix end to end on one machine: a generated network, its traffic, its matrix.
+"""Run flowmatrix end to end on one machine: a generated network measured by real processes.
 
-Today the demo generates a network, validates the configuration it serves,
-generates customer traffic entering every PE, and draws the ground-truth
-PE-to-PE matrix that the FRP/MG pipeline must reproduce. The FRPs, the MG and
-real exporters on loopback join it as they are built.
+The demo generates a network and its customer traffic, starts one MG and one
+FRP per service node as real processes on loopback (:mod:`flowmatrix.loopback`),
+replays every PE's traffic through pmacct's ``nfprobe`` exporter to its FRP,
+waits until the MG holds a complete total matrix for every read-out period,
+and compares that matrix with the generator's ground truth.
 """
 
 from __future__ import annotations
@@ -18,29 +19,66 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from flowmatrix.config.model import NetworkConfig
-from flowmatrix.config.xml import load_config
+from flowmatrix.loopback import Loopback
 from flowmatrix.matrix.plot import heatmap
 from flowmatrix.synth import generate_network, generate_traffic, write_network
 
-__all__ = ["DEMO_START", "DemoResult", "run_demo"]
+__all__ = ["DEMO_INTERVAL", "DEMO_START", "DemoResult", "compare", "run_demo", "total"]
 
 #: the demo's traffic starts at this fixed time, so runs are reproducible
 DEMO_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+#: the interval whose matrix the demo shows (continuous: every period counts)
+DEMO_INTERVAL = "always"
 
 Step = Callable[[str], None]
 
 
 @dataclass(frozen=True, slots=True)
 class DemoResult:
-    """What a demo run produced: its configuration, matrix and files."""
+    """What a demo run produced: its configuration, matrices, comparison and files."""
 
     config: NetworkConfig
-    #: PE-to-PE matrix summed over classes: columns ingress, egress, bytes, packets
+    #: PE-to-PE matrix from the MG summed over classes and periods
     matrix: pa.Table
+    #: the same from the generator's ground truth
+    truth: pa.Table
+    #: per (ingress, egress): MG bytes, truth bytes, difference
+    difference: pa.Table
+    #: read-out periods the MG reported, with their status
+    periods: list[dict[str, object]]
     files: dict[str, Path]
     seconds: dict[str, float]
+    mg_url: str
+
+
+def total(matrix: pa.Table, column: str) -> int:
+    """The sum of one column of a matrix."""
+    return round(pc.sum(matrix[column]).as_py() or 0)
+
+
+def compare(measured: pa.Table, truth: pa.Table) -> pa.Table:
+    """Per (ingress, egress): measured and true bytes and their difference, largest first."""
+    keys = ["ingress", "egress"]
+    m = measured.group_by(keys).aggregate([("bytes", "sum")]).rename_columns([*keys, "measured"])
+    t = truth.group_by(keys).aggregate([("bytes", "sum")]).rename_columns([*keys, "truth"])
+    joined = m.join(t, keys, join_type="full outer")
+    measured_b = pc.fill_null(pc.cast(joined["measured"], pa.float64()), 0.0)
+    truth_b = pc.fill_null(pc.cast(joined["truth"], pa.float64()), 0.0)
+    diff = pc.subtract(measured_b, truth_b)
+    table = pa.table(
+        {
+            "ingress": joined["ingress"],
+            "egress": joined["egress"],
+            "measured": measured_b,
+            "truth": truth_b,
+            "difference": diff,
+            "abs": pc.abs(diff),
+        }
+    )
+    return table.sort_by([("abs", "descending"), ("ingress", "ascending")]).drop_columns("abs")
 
 
 def run_demo(
@@ -49,10 +87,16 @@ def run_demo(
     size: str = "tiny",
     seed: int = 1,
     flows: int = 20_000,
-    duration_s: int = 600,
+    duration_s: int = 180,
+    readout_s: int = 60,
     step: Step = lambda _: None,
+    keep: Callable[[Loopback], None] | None = None,
 ) -> DemoResult:
-    """Generate a network and its traffic into ``out`` and draw the PE-to-PE matrix."""
+    """Measure a generated network with a real MG, FRPs and exporters on loopback.
+
+    ``keep``, when given, is called with the running network before it is
+    stopped (the CLI uses it to keep serving).
+    """
     seconds: dict[str, float] = {}
     files: dict[str, Path] = {}
 
@@ -66,11 +110,6 @@ def run_demo(
     write_network(generate_network(size, seed), network_dir)
     done()
 
-    done = timed("config", "validating the configuration the MG serves")
-    files["config"] = network_dir / "network.xml"
-    config = load_config([files["config"]])
-    done()
-
     done = timed("traffic", f"generating {flows:,} customer flows entering every PE")
     traffic_dir = out / "traffic"
     generate_traffic(
@@ -78,28 +117,59 @@ def run_demo(
     )
     done()
 
-    done = timed("matrix", "summing the PE-to-PE matrix and drawing it")
+    since = int(DEMO_START.timestamp() * 1000)
+    until = since + duration_s * 1000
+    with Loopback(network_dir, out / "run", readout_seconds=readout_s) as net:
+        done = timed("start", "starting the MG and one FRP per service node")
+        net.start()
+        done()
+        done = timed("export", "replaying every PE's traffic through pmacct nfprobe (IPFIX)")
+        pes = net.replay_all(traffic_dir)
+        done()
+        done = timed("periods", "waiting for every read-out period to be complete")
+        periods = net.wait_complete(
+            DEMO_INTERVAL,
+            since,
+            until,
+            timeout=90,
+            settled_s=1.5,
+            progress=lambda k, n: step(f"read-out periods complete: {k}/{n} ({len(pes)} PEs)"),
+        )
+        done()
+        done = timed("matrix", "querying the total matrix and drawing it")
+        matrix = net.matrix(DEMO_INTERVAL, granularity="pe_pe", since_ms=since, until_ms=until)
+        if keep is not None:
+            keep(net)
+        mg_url = net.mg_url
     truth = pacsv.read_csv(traffic_dir / "truth" / "pe_pe.csv")
-    matrix = (
-        truth.group_by(["ingress", "egress"])
+    pe_pe = (
+        matrix.group_by(["ingress", "egress"])
         .aggregate([("bytes", "sum"), ("packets", "sum")])
         .rename_columns(["ingress", "egress", "bytes", "packets"])
-        .sort_by([("bytes", "descending")])
+        .sort_by([("bytes", "descending"), ("ingress", "ascending"), ("egress", "ascending")])
     )
     files["matrix_csv"] = out / "matrix_pe_pe.csv"
-    pacsv.write_csv(matrix, files["matrix_csv"])
+    pacsv.write_csv(pe_pe, files["matrix_csv"])
+    files["matrix_parquet"] = out / "matrix_pe_pe.parquet"
+    pq.write_table(pe_pe, files["matrix_parquet"])
     files["heatmap"] = heatmap(
-        np.asarray(matrix["ingress"]),
-        np.asarray(matrix["egress"]),
-        np.asarray(matrix["bytes"]),
+        np.asarray(pe_pe["ingress"]),
+        np.asarray(pe_pe["egress"]),
+        np.asarray(pe_pe["bytes"]),
         out / "matrix_pe_pe.png",
-        title=f"{config.name}: PE-to-PE bytes (ground truth)",
+        title=f"{net.config.name}: PE-to-PE bytes measured by the MG",
     )
-    files["pcaps"] = traffic_dir / "pcap"
+    files["truth"] = traffic_dir / "truth" / "pe_pe.csv"
+    files["mg_db"] = net.db
+    files["logs"] = net.logs
     done()
-    return DemoResult(config=config, matrix=matrix, files=files, seconds=seconds)
-
-
-def total(matrix: pa.Table, column: str) -> int:
-    """The sum of one column of a matrix."""
-    return int(pc.sum(matrix[column]).as_py() or 0)
+    return DemoResult(
+        config=net.config,
+        matrix=pe_pe,
+        truth=truth,
+        difference=compare(pe_pe, truth),
+        periods=periods,
+        files=files,
+        seconds=seconds,
+        mg_url=mg_url,
+    )

@@ -1,0 +1,185 @@
+"""The whole pipeline with real processes: MG, FRPs and pmacct exporters on loopback.
+
+Unsampled runs must reproduce the generator's ground truth exactly at every
+granularity; sampled runs must land within the error the MG reports.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+
+from flowmatrix.config.xml import load_config
+from flowmatrix.demo import DEMO_INTERVAL, DEMO_START
+from flowmatrix.loopback import Loopback
+from flowmatrix.synth import generate_network, generate_traffic, write_network
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("pmacctd") is None, reason="pmacct is not installed"),
+]
+
+DURATION_S = 120
+SINCE = int(DEMO_START.timestamp() * 1000)
+UNTIL = SINCE + DURATION_S * 1000
+
+#: granularity → the MG's key columns and the truth's flow columns they come from
+GRANULARITIES = {
+    "pe_pe": {"ingress": "ingress_pe", "egress": "egress_pe", "class": "class"},
+    "pop_pop": {"ingress": "ingress_node", "egress": "egress_node", "class": "class"},
+    "if_pe": {
+        "ingress": "ingress_pe",
+        "if_index": "ingress_if_index",
+        "egress": "egress_pe",
+        "class": "class",
+    },
+    "vrf": {"vrf": "vrf", "ingress": "ingress_pe", "egress": "egress_pe", "class": "class"},
+}
+
+
+def truth_matrix(network: tuple[Path, Path], granularity: str) -> pa.Table:
+    """The ground truth at one granularity, as pmacct's nfprobe can report it.
+
+    nfprobe (pmacct 1.7.7) exports an IPv6 flow's traffic class as 0, so the
+    truth's IPv6 flows count in the class of DSCP 0 — as softflowd's do.
+    """
+    flows = pq.read_table(network[1] / "truth" / "flows.parquet")
+    zero_class = load_config([network[0] / "network.xml"]).dscp_classes()[0]
+    klass = pc.if_else(pc.equal(flows["ip_version"], 6), zero_class, flows["class"])
+    flows = flows.set_column(flows.schema.get_field_index("class"), "class", klass)
+    columns = GRANULARITIES[granularity]
+    grouped = flows.group_by(list(columns.values())).aggregate(
+        [("bytes", "sum"), ("packets", "sum")]
+    )
+    return grouped.rename_columns([*columns, "bytes", "packets"])
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("pipeline")
+    write_network(generate_network("tiny", seed=2), root / "network")
+    generate_traffic(
+        root / "network", root / "traffic", seed=2, flows=3_000, start=DEMO_START,
+        duration_s=DURATION_S,
+    )  # fmt: skip
+    return root / "network", root / "traffic"
+
+
+def cells(table: pa.Table, keys: tuple[str, ...]) -> Counter[tuple[object, ...]]:
+    """(keys..., 'bytes'|'packets') → value, rounded to integers, zero cells left out."""
+    out: Counter[tuple[object, ...]] = Counter()
+    cols = [table[k].to_pylist() for k in keys]
+    for value in ("bytes", "packets"):
+        for *key, v in zip(*cols, table[value].to_pylist(), strict=True):
+            if round(v):
+                out[(*[str(k) for k in key], value)] += round(v)
+    return out
+
+
+@pytest.fixture(scope="module")
+def unsampled(
+    network: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, pa.Table]:
+    network_dir, traffic = network
+    with Loopback(network_dir, tmp_path_factory.mktemp("run")) as net:
+        net.start()
+        net.replay_all(traffic)
+        net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=1.5)
+        return {
+            g: net.matrix(DEMO_INTERVAL, granularity=g, since_ms=SINCE, until_ms=UNTIL, klass=None)
+            for g in GRANULARITIES
+        }
+
+
+@pytest.mark.parametrize("granularity", list(GRANULARITIES))
+def test_unsampled_total_matrix_equals_the_ground_truth(
+    granularity: str, unsampled: dict[str, pa.Table], network: tuple[Path, Path]
+) -> None:
+    keys = tuple(GRANULARITIES[granularity])
+    assert cells(unsampled[granularity], keys) == cells(truth_matrix(network, granularity), keys)
+
+
+def test_unsampled_class_sums_equal_the_truth_files(
+    unsampled: dict[str, pa.Table], network: tuple[Path, Path]
+) -> None:
+    truth = pacsv.read_csv(network[1] / "truth" / "pe_pe.csv")
+    measured = unsampled["pe_pe"]
+    for column in ("bytes", "packets"):
+        assert round(pc.sum(measured[column]).as_py()) == pc.sum(truth[column]).as_py()
+
+
+def test_sampled_total_is_within_the_reported_error(
+    network: tuple[Path, Path], tmp_path: Path
+) -> None:
+    network_dir, traffic = network
+    with Loopback(network_dir, tmp_path) as net:
+        net.start()
+        net.replay_all(traffic, sampling=10)
+        net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=1.5)
+        measured = net.matrix(DEMO_INTERVAL, granularity="pe_pe", since_ms=SINCE, until_ms=UNTIL)
+    truth = pacsv.read_csv(traffic / "truth" / "pe_pe.csv")
+    true_cells = cells(truth.group_by(["ingress", "egress"]).aggregate(
+        [("bytes", "sum"), ("packets", "sum")]
+    ).rename_columns(["ingress", "egress", "bytes", "packets"]), ("ingress", "egress"))  # fmt: skip
+    total_true = sum(v for k, v in true_cells.items() if k[-1] == "bytes")
+    total_measured = sum(measured["bytes"].to_pylist())
+    total_err = sum(e**2 for e in measured["bytes_err95"].to_pylist()) ** 0.5
+    assert total_err > 0
+    assert abs(total_measured - total_true) <= total_err
+    # per element: at least 80 % of the true values fall inside their 95 % interval
+    rows = measured.to_pylist()
+    inside = sum(
+        abs(r["bytes"] - true_cells[(r["ingress"], r["egress"], "bytes")]) <= r["bytes_err95"]
+        for r in rows
+        if r["egress"] != "unresolved"
+    )
+    assert inside >= 0.8 * len(rows)
+
+
+def test_mg_killed_during_uploads_loses_nothing(network: tuple[Path, Path], tmp_path: Path) -> None:
+    network_dir, traffic = network
+    with Loopback(network_dir, tmp_path) as net:
+        net.start()
+        pes = sorted(p.stem for p in (traffic / "pcap").glob("*.pcap"))
+        first, rest = pes[: len(pes) // 2], pes[len(pes) // 2 :]
+        for pe in first:
+            assert net.replay(traffic, pe).wait(timeout=60) == 0
+        net.kill("mg")  # SIGKILL while the FRPs are uploading
+        for pe in rest:  # these partials can only be spooled
+            assert net.replay(traffic, pe).wait(timeout=60) == 0
+        net.start_mg()
+        net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=3)
+        measured = net.matrix(DEMO_INTERVAL, granularity="pe_pe", since_ms=SINCE, until_ms=UNTIL,
+                              klass=None)  # fmt: skip
+    keys = tuple(GRANULARITIES["pe_pe"])
+    assert cells(measured, keys) == cells(truth_matrix(network, "pe_pe"), keys)
+
+
+def test_centralized_mode_gives_the_distributed_matrix(
+    network: tuple[Path, Path], unsampled: dict[str, pa.Table], tmp_path: Path
+) -> None:
+    network_dir, traffic = network
+    with Loopback(network_dir, tmp_path, mode="centralized") as net:
+        net.start()
+        net.replay_all(traffic)
+        net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=1.5)
+        central = {
+            g: net.matrix(DEMO_INTERVAL, granularity=g, since_ms=SINCE, until_ms=UNTIL, klass=None)
+            for g in ("pe_pe", "if_pe")
+        }
+        metrics = net.metrics()
+    for granularity, table in central.items():
+        keys = tuple(GRANULARITIES[granularity])
+        assert cells(table, keys) == cells(unsampled[granularity], keys)
+    assert 'mg_upload_bytes_total{kind="ingress"}' in metrics
+    sent = [line for line in metrics.splitlines() if line.startswith("mg_upload_bytes_total{")]
+    by_kind = {line.split('"')[1]: float(line.split()[-1]) for line in sent}
+    assert by_kind["ingress"] > 0
+    assert by_kind.get("partial", 0.0) == 0.0
