@@ -156,7 +156,7 @@ def demo(
                 step=status.update,
             )
     except FlowmatrixError as exc:
-        err.print(f"demo failed: {exc}", highlight=False)
+        err.print(f"demo failed: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from exc
     for name, took in result.seconds.items():
         out.print(f"  {name:<8} {took:6.2f} s", highlight=False)
@@ -185,12 +185,18 @@ def demo(
     out.print(table)
     out.print(f"total {all_bytes:,} bytes, {total(matrix, 'packets'):,} packets", highlight=False)
     worst = result.difference.slice(0, 1).to_pylist()
-    if worst:
+    if worst and worst[0]["difference"]:
         w = worst[0]
         rel = abs(w["difference"]) / w["truth"] if w["truth"] else float("inf")
         out.print(
             f"largest difference from the ground truth: {w['difference']:+,.0f} bytes "
             f"({w['ingress']} → {w['egress']}, {100 * rel:.3f} % of {w['truth']:,.0f})",
+            highlight=False,
+        )
+    else:
+        out.print(
+            f"largest difference from the ground truth: 0 bytes "
+            f"(all {result.difference.num_rows} elements equal)",
             highlight=False,
         )
     for name, path in result.files.items():

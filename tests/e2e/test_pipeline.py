@@ -149,11 +149,9 @@ def test_mg_killed_during_uploads_loses_nothing(network: tuple[Path, Path], tmp_
         net.start()
         pes = sorted(p.stem for p in (traffic / "pcap").glob("*.pcap"))
         first, rest = pes[: len(pes) // 2], pes[len(pes) // 2 :]
-        for pe in first:
-            assert net.replay(traffic, pe).wait(timeout=60) == 0
+        net.replay_all(traffic, pes=first)
         net.kill("mg")  # SIGKILL while the FRPs are uploading
-        for pe in rest:  # these partials can only be spooled
-            assert net.replay(traffic, pe).wait(timeout=60) == 0
+        net.replay_all(traffic, pes=rest)  # these partials can only be spooled
         net.start_mg()
         net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=3)
         measured = net.matrix(DEMO_INTERVAL, granularity="pe_pe", since_ms=SINCE, until_ms=UNTIL,
