@@ -6,11 +6,25 @@ pipeline (ingress records → Parquet part files → egress resolution →
 per-period partial matrices) and the uploader (spool + ordered delivery).
 """
 
-from flowmatrix.frp.client import ConfigClient, ConfigClientConfig
-from flowmatrix.frp.ingress import IngressFiles
-from flowmatrix.frp.pipeline import Pipeline, PipelineConfig, Upload
-from flowmatrix.frp.service import FrpOptions, FrpService, run
-from flowmatrix.frp.uploader import Uploader, UploaderConfig
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name → module defining it (imported on first use: ``flowmatrix --help`` stays fast)
+_WHERE = {
+    "ConfigClient": "client",
+    "ConfigClientConfig": "client",
+    "FrpOptions": "service",
+    "FrpService": "service",
+    "IngressFiles": "ingress",
+    "Pipeline": "pipeline",
+    "PipelineConfig": "pipeline",
+    "Upload": "pipeline",
+    "Uploader": "uploader",
+    "UploaderConfig": "uploader",
+    "run": "service",
+}
 
 __all__ = [
     "ConfigClient",
@@ -25,3 +39,10 @@ __all__ = [
     "UploaderConfig",
     "run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"flowmatrix.frp.{_WHERE[name]}"), name)
+    msg = f"module 'flowmatrix.frp' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -9,9 +9,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from flowmatrix.errors import FlowmatrixError
-from flowmatrix.frp.service import FrpOptions, run
-
 __all__ = ["frp_app", "parse_listen"]
 
 frp_app = typer.Typer(
@@ -71,6 +68,9 @@ def run_command(
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
 ) -> None:
     """Receive flow exports, write ingress files and upload partial matrices until stopped."""
+    from flowmatrix.errors import FlowmatrixError
+    from flowmatrix.frp.service import FrpOptions, run
+
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

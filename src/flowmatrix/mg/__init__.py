@@ -7,7 +7,19 @@ the wiring of configuration, store and server, :mod:`~flowmatrix.mg.cli` the
 ``mg`` and ``tm`` commands. The logic lives in :mod:`flowmatrix.matrix`.
 """
 
-from flowmatrix.mg.app import create_app
-from flowmatrix.mg.service import MgService, serve
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name → module defining it (imported on first use: ``flowmatrix --help`` stays fast)
+_WHERE = {"MgService": "service", "create_app": "app", "serve": "service"}
 
 __all__ = ["MgService", "create_app", "serve"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"flowmatrix.mg.{_WHERE[name]}"), name)
+    msg = f"module 'flowmatrix.mg' has no attribute {name!r}"
+    raise AttributeError(msg)
