@@ -163,7 +163,8 @@ def _decode(data: bytes, expected: pa.Schema, what: str) -> tuple[pa.Table, Part
         raise UploadError(msg)
     try:
         table = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        # a mangled stream can make Arrow raise any of these
         msg = f"{what}: not an Arrow IPC stream ({type(exc).__name__}: {exc})"
         raise UploadError(msg) from exc
     raw = (table.schema.metadata or {}).get(_META_KEY)

@@ -255,12 +255,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _store_partial(
     state: MgState, frp: str, interval: str, period_start_ms: int, body: bytes
 ) -> dict[str, Any]:
-    try:
-        table, meta = decode_partial(body)
-    except (pa.ArrowException, ValueError, TypeError, KeyError, IndexError) as exc:
-        # Arrow raises more kinds than decode_partial catches on mangled streams
-        msg = f"partial matrix: unreadable body ({type(exc).__name__}: {exc})"
-        raise UploadError(msg) from None
+    table, meta = decode_partial(body)
     return check_and_store(state, frp, interval, period_start_ms, table, meta)
 
 
@@ -367,11 +362,7 @@ async def put_partial(
 def _store_ingress(
     state: MgState, frp: str, interval: str, period_start_ms: int, body: bytes
 ) -> dict[str, Any]:
-    try:
-        table, meta = decode_ingress(body)
-    except (pa.ArrowException, ValueError, TypeError, KeyError, IndexError) as exc:
-        msg = f"ingress records: unreadable body ({type(exc).__name__}: {exc})"
-        raise UploadError(msg) from None
+    table, meta = decode_ingress(body)
     if state.routing is None:
         msg = "this MG has no routing tables (start it with --routing) and cannot resolve records"
         raise UploadError(msg)
