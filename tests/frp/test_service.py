@@ -100,3 +100,27 @@ def test_an_frp_starts_from_its_last_config_when_the_mg_is_down(tmp_path: Path) 
         assert again.client.current == view
     finally:
         again.stop()
+
+
+def test_frp_metrics_are_served_and_count_the_records(tmp_path: Path) -> None:
+    import dataclasses
+
+    import httpx
+
+    view = small_config(READOUT).view_for_frp("frp-a")
+    with FakeMg(config_to_bytes(view)) as mg:
+        opts = dataclasses.replace(options(mg, tmp_path / "data"), metrics=("127.0.0.1", 0))
+        frp = FrpService(opts)
+        frp.start()
+        try:
+
+            def scrape() -> float:
+                text = httpx.get(f"http://127.0.0.1:{frp.metrics_port}/metrics", timeout=5).text
+                lines = [x for x in text.splitlines() if x.startswith("frp_records_total ")]
+                return float(lines[0].split()[-1]) if lines else 0.0
+
+            before = scrape()
+            send(frp.addresses[0][1], v5_flows(7, sequence=0, at=time.time()))
+            wait_for(lambda: scrape() >= before + 7)
+        finally:
+            frp.stop()

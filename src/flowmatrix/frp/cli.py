@@ -65,6 +65,12 @@ def run_command(
     config_refresh: Annotated[
         float, typer.Option(help="Seconds between configuration refreshes from the MG; 0 = never.")
     ] = 60.0,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT serving Prometheus /metrics (e.g. 127.0.0.1:9464); off by default."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
 ) -> None:
     """Receive flow exports, write ingress files and upload partial matrices until stopped."""
@@ -99,6 +105,7 @@ def run_command(
         flush=flush,
         mode=chosen,
         config_refresh=config_refresh,
+        metrics=parse_listen(metrics) if metrics else None,
     )
     try:
         raise typer.Exit(run(options))

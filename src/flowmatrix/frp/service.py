@@ -29,6 +29,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+import prometheus_client
+
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.flows.collector import Collector, CollectorConfig, allowed_exporters
 from flowmatrix.flows.decoder import Decoder
@@ -62,6 +64,8 @@ class FrpOptions:
     receive_buffer: int = 128 * 1024 * 1024
     #: seconds between looks for due periods
     tick: float = 0.25
+    #: (address, port) serving Prometheus ``/metrics``; None = not served
+    metrics: tuple[str, int] | None = None
 
 
 class FrpService:
@@ -78,6 +82,8 @@ class FrpService:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._listen: tuple[tuple[str, int], ...] = options.listen
+        #: the port ``/metrics`` is served on once started (``metrics`` port 0 picks one)
+        self.metrics_port = 0
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -134,6 +140,8 @@ class FrpService:
             self._thread = threading.Thread(target=self._run, name="frp-tick", daemon=True)
             self._thread.start()
             stack.callback(self._stop_ticks)
+            if o.metrics is not None:
+                stack.callback(self._serve_metrics(*o.metrics))
             self._stack = stack.pop_all()
         log.info(
             "component=frp.service frp=%s listening=%s data=%s mg=%s",
@@ -142,6 +150,19 @@ class FrpService:
             o.data,
             o.mg,
         )
+
+    def _serve_metrics(self, host: str, port: int) -> Callable[[], None]:
+        """Serve Prometheus ``/metrics`` on ``host:port``; returns how to stop it."""
+        server, thread = prometheus_client.start_http_server(port, addr=host)
+        self.metrics_port = int(server.server_address[1])
+        log.info("component=frp.service metrics=http://%s:%d/metrics", host, self.metrics_port)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop
 
     def stop(self) -> None:
         """Stop every component in reverse order (buffered records go to part files)."""
