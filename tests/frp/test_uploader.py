@@ -89,7 +89,7 @@ def test_uploads_wait_in_the_spool_while_the_mg_is_down_and_survive_a_restart(
 
 def test_a_4xx_answer_moves_the_upload_to_rejected_and_delivery_goes_on(tmp_path: Path) -> None:
     with FakeMg(b"<x/>") as mg:
-        mg.fail_with = 403
+        mg.fail_with = 400
         up = uploader(tmp_path, mg, [])
         up.start()
         try:
@@ -102,3 +102,20 @@ def test_a_4xx_answer_moves_the_upload_to_rejected_and_delivery_goes_on(tmp_path
             up.stop()
         assert [p.name.endswith(f"-always-{T0}.arrow") for p in up.rejected_dir.iterdir()] == [True]
         assert [r.meta.period_start_ms - T0 for r in mg.received] == [60_000]
+
+
+def test_a_refused_token_is_retried_until_the_operator_fixes_it(tmp_path: Path) -> None:
+    with FakeMg(b"<x/>") as mg:
+        mg.fail_with = 401
+        up = uploader(tmp_path, mg, [])
+        up.start()
+        try:
+            up.submit(upload(0))
+            wait_for(lambda: mg.attempts >= 2)
+            assert up.rejected == 0
+            assert len(up.pending()) == 1
+            mg.fail_with = None
+            assert up.wait_idle(10)
+        finally:
+            up.stop()
+        assert [r.meta.period_start_ms - T0 for r in mg.received] == [0]

@@ -9,7 +9,8 @@ mode the period's ingress records are spooled instead (``encode_ingress``,
 files ending ``.ingress.arrow``) and POSTed to ``/api/v1/ingress/...``:
 
 * 2xx: the file is removed and the pipeline told (its digest goes to ``state.json``);
-* connection error, timeout, 5xx, 408 or 429: retried after a backoff of 0.5 s
+* connection error, timeout, 5xx, 408, 429, and 401/403 (a refused token is an
+  operator's fix away; logged as errors): retried after a backoff of 0.5 s
   doubling to 30 s; later files wait (ordered delivery);
 * other 4xx: moved to ``spool/rejected/`` and logged, never retried.
 
@@ -52,7 +53,9 @@ frp_upload_seconds = Histogram("frp_upload_seconds", "Time of one upload attempt
 
 #: spool file names: sequence, interval, period start, ``.ingress`` for centralized uploads
 _SPOOLED = re.compile(r"^(\d{8})-(.+)-(-?\d+)(\.ingress)?\.arrow$")
-_RETRY = frozenset({408, 429})
+#: 4xx answers worth retrying: timeouts, rate limits, and refused tokens — a token is fixed by
+#: the operator (new token file, MG store restored) and what waits must then still be delivered
+_RETRY = frozenset({401, 403, 408, 429})
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,10 +253,13 @@ class Uploader:
             )
             return "rejected"
         frp_uploads_total.labels("retry").inc()
-        log.warning(
-            "component=frp.uploader interval=%s period=%d status=%d retrying=true",
+        level = logging.ERROR if status in (401, 403) else logging.WARNING
+        log.log(
+            level,
+            "component=frp.uploader interval=%s period=%d status=%d retrying=true answer=%s",
             interval,
             period,
             status,
+            response.text[:200],
         )
         return "retry"
