@@ -191,11 +191,15 @@ class FlowBatch(Mapping[str, npt.NDArray[Any]]):
             if c.name in _FIRST_HALF:
                 name = _FIRST_HALF[c.name]
                 fam, hi, lo = ADDRESS_COLUMNS[name]
+                present = self[fam] != 0
+                if not present.any():  # absent everywhere (e.g. no next hop exported)
+                    arrays[name] = pa.nulls(len(present), pa.binary(16))
+                    continue
                 packed = _pack16(self[hi], self[lo])
                 arrays[name] = pa.FixedSizeBinaryArray.from_buffers(
                     pa.binary(16),
                     len(packed),
-                    [_validity(self[fam] != 0), pa.py_buffer(packed.tobytes())],
+                    [None if present.all() else _validity(present), pa.py_buffer(packed)],
                 )
             elif c.name not in _HALVES:
                 arrays[c.name] = pa.array(self[c.name], c.arrow)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 
@@ -19,6 +20,8 @@ from flowmatrix.matrix.aggregate import (
     add_partials,
     address_halves,
     aggregate,
+    aggregate_batch,
+    aggregate_groups,
     ingress_records,
     no_resolution,
     partial_matrix,
@@ -234,6 +237,72 @@ def test_multipath_shares_split_volume_and_unresolved_rows_are_reported() -> Non
     assert [(u.reason, u.bytes, u.flows) for u in agg.unresolved] == [("no_route", 100.0, 1.0)]
     # the table form (names dictionary-encoded again) gives the same matrix
     assert aggregate(got.table, res, plan).table.equals(agg.table)
+
+
+@pytest.mark.parametrize("twin", [False, True])
+@pytest.mark.parametrize("multipath", [False, True])
+def test_a_batch_aggregated_at_once_equals_each_period_aggregated_alone(
+    multipath: bool, twin: bool
+) -> None:
+    b = batch(
+        [
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 61_000, "bytes": 900, "packets": 3},
+            {"exporter_lo": 0x7F000001, "source_id": 1, "start_ms": T0 + 70_000, "bytes": 50},
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 301_000, "bytes": 100, "packets": 1},
+            {"exporter_lo": 0x7F000003, "start_ms": T0 + 301_000, "bytes": 7},  # no PE
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 1_000, "bytes": 30, "tos": 184},
+        ]
+    )
+    network = config()
+    if twin:  # an interval with the periods of "always": its partials are shared
+        twin_interval = Interval("twin", "continuous", readout_seconds=300)
+        network = dataclasses.replace(network, intervals=(*network.intervals, twin_interval))
+    plan = IngressPlan(network)
+    got = ingress_records(b, plan)
+    records = np.unique(got.rows)  # batch rows 0, 1, 2, 4
+    no_route = REASONS.index("no_route")
+    if multipath:  # record 0 split over two egress PEs
+        res = resolution(
+            [0, 0, 1, 2, 3],
+            [1, 2, 0, -1, 1],
+            [0.5, 0.5, 1, 1, 1],
+            [0, 0, -1, -1, 0],
+            [0, 0, 0, no_route, 0],
+        )
+    else:
+        res = resolution(
+            [0, 1, 2, 3], [1, 0, -1, 1], [1, 1, 1, 1], [0, -1, -1, 0], [0, 0, no_route, 0]
+        )
+    # (interval, period) groups: runs of consecutive segments
+    keys = [(s.interval, s.period_start_ms) for s in got.segments]
+    groups = [
+        s.stop for k, s in enumerate(got.segments) if k + 1 == len(keys) or keys[k + 1] != keys[k]
+    ]
+    at_once = aggregate_batch(got, res, plan, groups, flows=b, records=records)
+    # the same, one group at a time, with the resolution repeated per ingress row
+    position = {int(r): k for k, r in enumerate(records)}
+    start = 0
+    for stop, agg in zip(groups, at_once, strict=True):
+        flow, take = [], []
+        for j in range(start, stop):
+            for t in np.flatnonzero(res.flow == position[int(got.rows[j])]).tolist():
+                flow.append(j - start)
+                take.append(t)
+        alone = resolution(
+            flow,
+            res.egress_pe[take].tolist(),
+            res.share[take].tolist(),
+            res.vrf[take].tolist(),
+            res.reason[take].tolist(),
+        )
+        expected = aggregate(got.table.slice(start, stop - start), alone, plan)
+        assert agg.table.equals(expected.table)
+        assert agg.unresolved == expected.unresolved
+        start = stop
+    assert len(at_once) == (6 if twin else 4)  # always 0 and 300 s, check 0 and 60 s
+    assert aggregate_groups(got.table, no_resolution(got.table.num_rows), plan, groups)[
+        0
+    ].unresolved
 
 
 def test_adding_partials_sums_rows_with_equal_keys() -> None:

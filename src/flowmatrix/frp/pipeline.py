@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 from prometheus_client import Counter, Gauge
 
@@ -42,10 +43,10 @@ from flowmatrix.matrix.aggregate import (
     add_partials,
     address_halves,
     aggregate,
+    aggregate_batch,
     ingress_records,
     no_resolution,
     resolve_ingress,
-    slice_resolution,
 )
 from flowmatrix.matrix.partial import (
     ExporterReport,
@@ -68,6 +69,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("flowmatrix.frp.pipeline")
+
+I64 = npt.NDArray[np.int64]
 
 frp_records_total = Counter("frp_records_total", "Flow records the FRP received.")
 frp_records_outside_intervals_total = Counter(
@@ -247,13 +250,16 @@ class Pipeline:
         ingress = ingress_records(batch, self.plan)
         if ingress.outside:
             frp_records_outside_intervals_total.inc(ingress.outside)
-        resolution = self._resolve(batch, ingress)
+        resolution, records = self._resolve(batch, ingress)
         groups = _period_groups(ingress)
-        built = []
-        for interval, start, a, b in groups:
-            part = ingress.slice(a, b)
-            agg = aggregate(part, slice_resolution(resolution, a, b), self.plan)
-            built.append((interval, start, part, agg))
+        aggs = aggregate_batch(
+            ingress,
+            resolution,
+            self.plan,
+            [b for _, _, _, b in groups],
+            flows=batch,
+            records=records,
+        )
         key_exporter = self._exporter_keys(batch, ingress)
         with self._lock:
             full: list[tuple[str, int, str]] = []
@@ -266,7 +272,7 @@ class Pipeline:
                 if self._buffered[key] >= self.config.flush_rows:
                     full.append(key)
             touched: dict[str, tuple[str, int]] = {}
-            for (interval, start, part, agg), (_, _, a, b) in zip(built, groups, strict=True):
+            for agg, (interval, start, a, b) in zip(aggs, groups, strict=True):
                 period = self._period(interval, start)
                 if period is None:
                     continue
@@ -278,7 +284,7 @@ class Pipeline:
                     sums[0] += u.bytes
                     sums[1] += u.packets
                     sums[2] += u.flows
-                period.records += part.table.num_rows
+                period.records += b - a
                 keys, counts = np.unique(key_exporter[a:b], return_counts=True)
                 for k, c in zip(keys.tolist(), counts.tolist(), strict=True):  # per exporter
                     address, source_id = self._exporter_name(k)
@@ -295,66 +301,46 @@ class Pipeline:
         for key in full:
             self._flush_one(key)
 
-    def _resolve(self, batch: FlowBatch, ingress: IngressRecords) -> Resolution:
-        """Egress of every ingress row; a record in several intervals is resolved once."""
-        n = ingress.table.num_rows
-        if self.routing is None or not n:
-            return no_resolution(n)
-        rows = ingress.rows
-        used = np.zeros(len(batch), dtype=np.bool_)
-        used[rows] = True
-        distinct = np.flatnonzero(used)
-        if len(distinct) == n:  # every record in one interval: resolve the rows as they are
-            return resolve_egress(
-                self.routing,
-                pe=ingress.pe.astype(np.int64),
-                in_if=batch["in_if"][rows],
-                ip_version=batch["ip_version"][rows],
-                dst_hi=batch["dst_hi"][rows],
-                dst_lo=batch["dst_lo"][rows],
-                start_ms=batch["start_ms"][rows],
-                ingress_vrf_id=batch["ingress_vrf_id"][rows],
-                bgp_next_hop=(batch["bgp_next_hop_hi"][rows], batch["bgp_next_hop_lo"][rows]),
-                bgp_next_hop_version=batch["bgp_next_hop_version"][rows],
-            )
-        pe = np.full(len(batch), -1, dtype=np.int64)
-        pe[rows] = ingress.pe
-        res = resolve_egress(
+    def _resolve(self, batch: FlowBatch, ingress: IngressRecords) -> tuple[Resolution, I64]:
+        """Egress of each distinct record of the ingress rows (a record in several intervals
+        is resolved once): the resolution and the batch rows its ``flow`` indexes."""
+        n = len(batch)
+        used = np.zeros(n, dtype=np.bool_)
+        used[ingress.rows] = True
+        records = np.flatnonzero(used)
+        if self.routing is None or not len(records):
+            return no_resolution(len(records)), records
+        pe = np.full(n, -1, dtype=np.int64)
+        pe[ingress.rows] = ingress.pe
+        columns = (
+            "in_if",
+            "ip_version",
+            "dst_hi",
+            "dst_lo",
+            "start_ms",
+            "ingress_vrf_id",
+            "bgp_next_hop_hi",
+            "bgp_next_hop_lo",
+            "bgp_next_hop_version",
+        )
+        if len(records) == n:  # every record kept: no gather
+            col = {c: batch[c] for c in columns}
+        else:
+            col = {c: batch[c][records] for c in columns}
+            pe = pe[records]
+        resolution = resolve_egress(
             self.routing,
-            pe=pe[distinct],
-            in_if=batch["in_if"][distinct],
-            ip_version=batch["ip_version"][distinct],
-            dst_hi=batch["dst_hi"][distinct],
-            dst_lo=batch["dst_lo"][distinct],
-            start_ms=batch["start_ms"][distinct],
-            ingress_vrf_id=batch["ingress_vrf_id"][distinct],
-            bgp_next_hop=(batch["bgp_next_hop_hi"][distinct], batch["bgp_next_hop_lo"][distinct]),
-            bgp_next_hop_version=batch["bgp_next_hop_version"][distinct],
+            pe=pe,
+            in_if=col["in_if"],
+            ip_version=col["ip_version"],
+            dst_hi=col["dst_hi"],
+            dst_lo=col["dst_lo"],
+            start_ms=col["start_ms"],
+            ingress_vrf_id=col["ingress_vrf_id"],
+            bgp_next_hop=(col["bgp_next_hop_hi"], col["bgp_next_hop_lo"]),
+            bgp_next_hop_version=col["bgp_next_hop_version"],
         )
-        # resolution rows of distinct record k are res.flow == k; ingress row j needs those of
-        # its record: gather them in ingress-row order (flow stays sorted)
-        position = np.cumsum(used) - 1
-        per = np.bincount(res.flow, minlength=len(distinct))
-        first = np.cumsum(per) - per
-        p = position[rows]
-        count = per[p]
-        flow = np.repeat(np.arange(n, dtype=np.int64), count)
-        within = np.arange(len(flow), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        take = np.repeat(first[p], count) + within
-        return Resolution(
-            flow=flow,
-            egress_pe=res.egress_pe[take],
-            egress_node=res.egress_node[take],
-            vrf=res.vrf[take],
-            rd=res.rd[take],
-            reason=res.reason[take],
-            share=res.share[take],
-            prefix_len=res.prefix_len[take],
-            pe_names=res.pe_names,
-            node_names=res.node_names,
-            vrf_names=res.vrf_names,
-            rd_names=res.rd_names,
-        )
+        return resolution, records
 
     def _exporter_keys(self, batch: FlowBatch, ingress: IngressRecords) -> np.ndarray:
         rows = ingress.rows

@@ -24,8 +24,12 @@ Two pure, vectorized steps of the FRP (claims 12–21):
       bytes_var       = N(N−1) × exported_bytes² / max(exported_packets, 1) × share
 
 No Python code runs per record: PEs are found with ``searchsorted`` over the
-configured exporters, groups with a radix sort of small integer codes, and
-sums with one Arrow ``group_by``.
+configured exporters; the records kept are sorted once by (PE, read-out
+period) so every (interval, period, PE) group is a run of them, and their
+flow columns are converted to Arrow once however many intervals hold them;
+a batch is summed with one hashed composite integer key per (PE, input
+interface, VRF, egress PE, ToS) cell and one ``bincount`` per value
+(:func:`aggregate_batch`).
 
 >>> import ipaddress
 >>> from flowmatrix.config.model import Exporter, Interval, NetworkConfig, PeRouter
@@ -80,6 +84,8 @@ __all__ = [
     "add_partials",
     "address_halves",
     "aggregate",
+    "aggregate_batch",
+    "aggregate_groups",
     "ingress_records",
     "no_resolution",
     "partial_matrix",
@@ -93,6 +99,10 @@ F64 = npt.NDArray[np.float64]
 
 #: reason code of flows resolved without routing tables (see routing.resolve.REASONS)
 _NO_TABLES = REASONS.index("no_tables")
+#: (group, cell) pairs summed with a dense ``bincount`` up to this many, else hashed first
+_DENSE_CELLS = 1 << 20
+#: constant columns kept by an :class:`IngressPlan` (see :meth:`IngressPlan.repeat`)
+_CONSTANTS = 1024
 
 
 class IngressPlan:
@@ -113,6 +123,7 @@ class IngressPlan:
         self.sampling_rate = np.array([max(p.sampling_rate, 1) for p in config.pes], np.float64)
         self.loopbacks: list[str] = [str(p.loopback) for p in config.pes]
         self.classes = pa.array(list(config.dscp_classes()), pa.string())
+        self._constants: dict[tuple[str | int | None, str], pa.Array] = {}
         # distinct exporter addresses, sorted by their low word (then high, then family)
         addresses: dict[tuple[int, int, int], int] = {}
         exact: dict[tuple[int, int], int] = {}
@@ -144,6 +155,17 @@ class IngressPlan:
         keys = sorted(((renumber[a] << 32) | sid, p) for (a, sid), p in exact.items())
         self.exact_key = np.array([k for k, _ in keys], dtype=np.int64)
         self.exact_pe = np.array([p for _, p in keys], dtype=np.int32)
+
+    def repeat(self, value: str | int | None, kind: pa.DataType, count: int) -> pa.Array:
+        """``count`` times ``value``: a slice of an array built once per value (names, periods)."""
+        key = (value, str(kind))
+        got = self._constants.get(key)
+        if got is None or len(got) < count:
+            if len(self._constants) >= _CONSTANTS:  # bounded: periods come and go
+                self._constants.clear()
+            got = pa.repeat(pa.scalar(value, kind), max(count, 1 << 16))
+            self._constants[key] = got
+        return got.slice(0, count)
 
     def address_index(self, family: npt.NDArray[Any], hi: npt.NDArray[Any], lo: I64) -> I64:
         """Index into the configured exporter addresses of each address; -1 for none."""
@@ -255,10 +277,6 @@ def _plan(config: NetworkConfig | IngressPlan) -> IngressPlan:
     return config if isinstance(config, IngressPlan) else IngressPlan(config)
 
 
-def _strings(names: Sequence[str], codes: npt.NDArray[Any]) -> pa.Array:
-    return pa.array(list(names), pa.string()).take(pa.array(codes))
-
-
 def ingress_records(batch: FlowBatch, config: NetworkConfig | IngressPlan) -> IngressRecords:
     """A batch of flow records → its ingress records: PE, interval and period of each.
 
@@ -294,19 +312,13 @@ def ingress_records(batch: FlowBatch, config: NetworkConfig | IngressPlan) -> In
         by_exporter = _count_unmatched(batch, ~known)
     members = plan.schedule.classify(batch["start_ms"]) if n else []
     inside_any = np.zeros(n, dtype=np.bool_)
-    picks: list[I64] = []
-    interval_code: list[I64] = []
-    periods: list[I64] = []
-    for i, m in enumerate(members):
-        inside = m.inside
-        inside_any |= inside
-        rows = np.flatnonzero(inside & known)
-        if len(rows):
-            picks.append(rows)
-            interval_code.append(np.full(len(rows), i, dtype=np.int64))
-            periods.append(m.period_start_ms[rows])
+    for m in members:
+        inside_any |= m.inside
     outside = int((known & ~inside_any).sum())
-    if not picks:
+    # the distinct records kept, ordered by (PE, smallest read-out period, batch row): every
+    # (interval, period, PE) group is then a run of them (periods are whole read-out periods)
+    distinct = np.flatnonzero(known & inside_any)
+    if not len(distinct):
         return IngressRecords(
             INGRESS_SCHEMA.empty_table(),
             np.zeros(0, np.int32),
@@ -316,55 +328,85 @@ def ingress_records(batch: FlowBatch, config: NetworkConfig | IngressPlan) -> In
             unmatched,
             by_exporter,
         )
-    rows = np.concatenate(picks) if len(picks) > 1 else picks[0]
-    icode = np.concatenate(interval_code) if len(picks) > 1 else interval_code[0]
-    period = np.concatenate(periods) if len(picks) > 1 else periods[0]
-    row_pe = pe[rows]
-    # group code = (interval, period, pe) as a small integer; a radix sort when it fits 16 bits
-    n_periods, pcode = _period_codes(period, plan.readout_ms)
-    n_pe = max(len(plan.pe_names), 1)
-    code = (icode * n_periods + pcode) * n_pe + row_pe
-    lo, hi = int(code.min()), int(code.max())
-    if lo != hi:
-        small = code - lo
-        order = np.argsort(small.astype(np.uint16) if hi - lo < 1 << 16 else small, kind="stable")
-        rows, code, row_pe, icode, period = (
-            rows[order],
-            code[order],
-            row_pe[order],
-            icode[order],
-            period[order],
-        )
-    bounds = np.flatnonzero(np.diff(code)) + 1
-    edges = [0, *bounds.tolist(), len(code)]
-    segments = tuple(
-        Segment(
-            plan.interval_ids[int(icode[a])],
-            int(period[a]),
-            plan.pe_names[int(row_pe[a])],
-            a,
-            b,
-        )
-        for a, b in itertools.pairwise(edges)  # one per group, not per record
-    )
-    whole = len(rows) == n and bool((np.diff(rows) == 1).all())
-    flows = (batch if whole else batch.take(rows)).to_arrow()
-    # the extra columns are constant within a segment: one chunk per segment, no gather
+    bucket = batch["start_ms"][distinct] // plan.readout_ms
+    bucket -= int(bucket.min())
+    first = _stable_order(pe[distinct].astype(np.int64) * (int(bucket.max()) + 1) + bucket)
+    if first is not None:
+        distinct = distinct[first]
+    distinct_pe = pe[distinct]
+    # per interval, its records in that order: each (period, PE) group is one run of them when
+    # the interval's periods are made of whole read-out periods (else sorted again, stably)
+    runs: list[tuple[int, int, int, I64]] = []
+    for i, m in enumerate(members):  # per interval
+        at = np.flatnonzero(m.inside[distinct])  # positions among the distinct records
+        if not len(at):
+            continue
+        period = m.period_start_ms[distinct[at]]
+        row_pe = distinct_pe[at]
+        found = _runs(period, row_pe)
+        if len({(p, q) for p, q, _, _ in found}) < len(found):
+            order = np.lexsort((row_pe, period))
+            at, period, row_pe = at[order], period[order], row_pe[order]
+            found = _runs(period, row_pe)
+        runs += [(i, p, q, at[a:b]) for p, q, a, b in sorted(found)]
+    at = np.concatenate([r[3] for r in runs]) if len(runs) > 1 else runs[0][3]
+    rows = distinct[at]
+    row_pe = distinct_pe[at]
+    segments: list[Segment] = []
+    stop = 0
+    for i, p, q, part in runs:  # one per group, not per record
+        segments.append(Segment(plan.interval_ids[i], p, plan.pe_names[q], stop, stop + len(part)))
+        stop += len(part)
+    # the flow columns of the distinct records, converted once: a record in several intervals
+    # shares them; a group is a slice of them (or, when it is not one run, a take)
+    whole = len(distinct) == n and bool((np.diff(distinct) == 1).all())
+    flows = (batch if whole else _gather(batch, distinct)).to_arrow()
+    # the extra columns are constant within a segment: one chunk per segment
     pieces = []
-    for seg in segments:  # per segment, not per record
-        count = seg.stop - seg.start
-        loopback = plan.loopbacks[plan.pe_names.index(seg.pe)]
+    for seg, (_, _, q, part) in zip(segments, runs, strict=True):  # per segment
+        count = len(part)
+        first_at, last_at = int(part[0]), int(part[-1])
+        piece = (
+            flows.slice(first_at, count) if last_at - first_at == count - 1 else flows.take(part)
+        )
         extra = [
-            pa.repeat(pa.scalar(seg.interval, pa.string()), count),
-            pa.repeat(pa.scalar(seg.period_start_ms, pa.int64()), count),
-            pa.repeat(pa.scalar(seg.pe, pa.string()), count),
-            pa.repeat(pa.scalar(loopback, pa.string()), count),
-            pa.nulls(count, pa.string()),
+            plan.repeat(seg.interval, pa.string(), count),
+            plan.repeat(seg.period_start_ms, pa.int64(), count),
+            plan.repeat(seg.pe, pa.string(), count),
+            plan.repeat(plan.loopbacks[q], pa.string(), count),
+            plan.repeat(None, pa.string(), count),
         ]
-        part = flows.slice(seg.start, count)
-        pieces.append(pa.Table.from_arrays([*part.columns, *extra], schema=INGRESS_SCHEMA))
+        pieces.append(pa.Table.from_arrays([*piece.columns, *extra], schema=INGRESS_SCHEMA))
     table = pa.concat_tables(pieces)
-    return IngressRecords(table, row_pe, rows, segments, outside, unmatched, by_exporter)
+    return IngressRecords(table, row_pe, rows, tuple(segments), outside, unmatched, by_exporter)
+
+
+def _runs(period: I64, pe: I32) -> list[tuple[int, int, int, int]]:
+    """(period start, PE, first, end) of each run of equal (period, PE) values."""
+    change = np.flatnonzero((period[1:] != period[:-1]) | (pe[1:] != pe[:-1])) + 1
+    edges = [0, *change.tolist(), len(period)]
+    return [(int(period[a]), int(pe[a]), a, b) for a, b in itertools.pairwise(edges)]
+
+
+def _stable_order(code: I64) -> I64 | None:
+    """Stable sort order of integer codes (radix below a span of 2**16); None when sorted."""
+    if len(code) < 2 or bool((code[1:] >= code[:-1]).all()):
+        return None
+    lo, hi = int(code.min()), int(code.max())
+    small = code - lo
+    return np.argsort(small.astype(np.uint16) if hi - lo < 1 << 16 else small, kind="stable")
+
+
+def _gather(batch: FlowBatch, index: I64) -> FlowBatch:
+    """``batch.take(index)``, reusing columns constant over the batch (zero columns) as they are."""
+    m = len(index)
+    out = {}
+    for name, a in batch.columns.items():  # per column
+        if a[0] == a[-1] and a.min() == a.max():
+            out[name] = a[:m]
+        else:
+            out[name] = a[index]
+    return FlowBatch(out)
 
 
 def slice_resolution(resolution: Resolution, start: int, stop: int) -> Resolution:
@@ -384,22 +426,6 @@ def slice_resolution(resolution: Resolution, start: int, stop: int) -> Resolutio
         vrf_names=resolution.vrf_names,
         rd_names=resolution.rd_names,
     )
-
-
-def _period_codes(period: I64, readout_ms: int) -> tuple[int, I64]:
-    """Period starts → (number of codes, a small code per row, equal exactly for equal starts)."""
-    first = int(period.min())
-    code = (period - first) // readout_ms
-    top = int(code.max())
-    if top < 1 << 16:
-        # two periods less than a read-out period apart (a short last period, then the next
-        # occurrence) would share a code: check, and fall back to sorting distinct starts
-        table = np.zeros(top + 1, dtype=np.int64)
-        table[code] = period
-        if np.array_equal(table[code], period):
-            return top + 1, code
-    starts, inverse = np.unique(period, return_inverse=True)
-    return len(starts), inverse.astype(np.int64)
 
 
 def _count_unmatched(batch: FlowBatch, mask: npt.NDArray[np.bool_]) -> dict[tuple[str, int], int]:
@@ -515,6 +541,28 @@ def aggregate(
     >>> got.table.num_rows, got.unresolved
     (0, ())
     """
+    n = ingress.table.num_rows if isinstance(ingress, IngressRecords) else ingress.num_rows
+    return aggregate_groups(ingress, resolution, config, [n])[0]
+
+
+def aggregate_groups(
+    ingress: pa.Table | IngressRecords,
+    resolution: Resolution,
+    config: NetworkConfig | IngressPlan,
+    bounds: Sequence[int],
+) -> list[Aggregate]:
+    """:func:`aggregate` of consecutive row ranges of ``ingress`` at once: one per range.
+
+    ``bounds`` are the ranges' end rows (increasing; the first starts at 0),
+    e.g. the ends of the (interval, period) groups of an
+    :class:`IngressRecords`. One pass over a composite integer key sums every
+    range.
+
+    >>> from flowmatrix.config.model import NetworkConfig
+    >>> [a.table.num_rows for a in aggregate_groups(
+    ...     INGRESS_SCHEMA.empty_table(), no_resolution(0), NetworkConfig("n", 1), [0, 0])]
+    [0, 0]
+    """
     plan = _plan(config)
     extra: list[str] = []
     if isinstance(ingress, IngressRecords):
@@ -523,19 +571,189 @@ def aggregate(
         table = ingress
         pe_code, extra = _pe_codes(table, plan)
     if not len(resolution):
-        return Aggregate(PARTIAL_SCHEMA.empty_table(), ())
+        return [Aggregate(PARTIAL_SCHEMA.empty_table(), ()) for _ in bounds]
     f = resolution.flow
-    share = resolution.share
-    eb = _column(table, "bytes", np.float64)[f]
-    ep = _column(table, "packets", np.float64)[f]
-    interval = _column(table, "sampling_interval", np.float64)[f]
-    pe = pe_code[f]
+    pe = pe_code[f].astype(np.int64)
+    values = _values(
+        plan,
+        pe,
+        _column(table, "bytes", np.float64)[f],
+        _column(table, "packets", np.float64)[f],
+        _column(table, "sampling_interval", np.float64)[f],
+        resolution.share,
+    )
+    group = np.searchsorted(np.asarray(bounds, dtype=np.int64), f, side="right").astype(np.int64)
+    keys = [
+        group,
+        pe,
+        _column(table, "in_if", np.int64)[f],
+        resolution.vrf.astype(np.int64),
+        resolution.egress_pe.astype(np.int64),
+        _column(table, "tos", np.int64)[f],
+    ]
+    cells, inverse = _cells(keys)
+    sums: dict[str, F64] = {k: _sum(inverse, v, len(cells[0])) for k, v in values.items()}
+    unresolved = _unresolved(resolution.reason, resolution.resolved, values, group, len(bounds))
+    return _partials(plan, extra, resolution, cells, sums, unresolved)
+
+
+def aggregate_batch(
+    ingress: IngressRecords,
+    resolution: Resolution,
+    config: NetworkConfig | IngressPlan,
+    bounds: Sequence[int],
+    *,
+    flows: FlowBatch,
+    records: I64,
+) -> list[Aggregate]:
+    """:func:`aggregate_groups` of a batch's ingress records, each record resolved once.
+
+    ``resolution.flow`` indexes ``records`` (distinct, increasing rows of
+    ``flows``, the batch ``ingress`` was made from); an ingress row takes the
+    resolution rows of its record. Keys and values are computed once per
+    record and its cell found once, so a record in several intervals costs
+    one more ``bincount`` term per interval, not one more sort.
+
+    >>> from flowmatrix.config.model import NetworkConfig
+    >>> config = NetworkConfig("n", 1)
+    >>> got = ingress_records(FlowBatch.empty(0), config)
+    >>> aggregate_batch(got, no_resolution(0), config, [0], flows=FlowBatch.empty(0),
+    ...     records=got.rows)[0].table.num_rows
+    0
+    """
+    plan = _plan(config)
+    n_rows = len(ingress.rows)
+    if not len(resolution) or not n_rows:
+        return [Aggregate(PARTIAL_SCHEMA.empty_table(), ()) for _ in bounds]
+    pe = np.full(len(flows), -1, dtype=np.int64)
+    pe[ingress.rows] = ingress.pe
+    # every record of the batch with one resolution row each: the batch's columns as they are
+    src: I64 | None = None
+    if len(records) != len(flows) or len(resolution) != len(records):
+        src = records[resolution.flow]  # batch row of each resolution row
+        pe = pe[src]
+
+    def column(name: str) -> npt.NDArray[Any]:
+        return flows[name] if src is None else flows[name][src]
+
+    values = _values(
+        plan,
+        pe,
+        column("bytes").astype(np.float64),
+        column("packets").astype(np.float64),
+        column("sampling_interval").astype(np.float64),
+        resolution.share,
+    )
+    keys = [
+        pe,
+        column("in_if").astype(np.int64),
+        resolution.vrf.astype(np.int64),
+        resolution.egress_pe.astype(np.int64),
+        column("tos").astype(np.int64),
+    ]
+    cells, cell = _cells(keys)
+    # each ingress row → its record → that record's resolution rows (several when multipath)
+    position = np.full(len(flows), -1, dtype=np.int64)
+    position[records] = np.arange(len(records), dtype=np.int64)
+    record = position[ingress.rows]
+    per = np.bincount(resolution.flow, minlength=len(records))
+    first = np.cumsum(per) - per
+    group_of_row = np.repeat(
+        np.arange(len(bounds), dtype=np.int64),
+        np.diff(np.array([0, *bounds], dtype=np.int64)).astype(np.int64),
+    )
+    # a group holding the same records as an earlier one (a period of another interval
+    # covering the same time) has its partial: summed once, shared
+    same = _same_groups(record, bounds)
+    if same:
+        keep = ~np.isin(group_of_row, list(same))
+        record, group_of_row = record[keep], group_of_row[keep]
+    take: I64 | None
+    if len(resolution) == len(records) == len(record):
+        # one resolution row and one ingress row per record: sum in record order, no gathers
+        take = None
+        group = np.empty(len(records), dtype=np.int64)
+        group[record] = group_of_row
+    elif len(resolution) == len(records):  # one resolution row per record
+        take = first[record]
+        group = group_of_row
+    else:
+        count = per[record]
+        within = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(
+            np.cumsum(count) - count, count
+        )
+        take = np.repeat(first[record], count) + within
+        group = np.repeat(group_of_row, count)
+    n_cells = len(cells[0])
+    code = group * n_cells + (cell if take is None else cell[take])
+    if len(bounds) * n_cells <= _DENSE_CELLS:  # bincount over every (group, cell)
+        size = len(bounds) * n_cells
+        present = np.flatnonzero(np.bincount(code, minlength=size))
+        slot, order = code, present
+    else:  # hashed: only the (group, cell) pairs present
+        enc = pc.dictionary_encode(pa.array(code))
+        seen = enc.dictionary.to_numpy()
+        size = len(seen)
+        slot = enc.indices.to_numpy().astype(np.int64)
+        order = np.argsort(seen)
+        present = seen[order]
+    sums: dict[str, F64] = {
+        k: _sum(slot, v if take is None else v[take], size)[order] for k, v in values.items()
+    }
+    out_cells = [present // n_cells, *(k[present % n_cells] for k in cells)]
+    if resolution.resolved.all():
+        unresolved: list[tuple[UnresolvedReport, ...]] = [()] * len(bounds)
+    else:
+        every = slice(None) if take is None else take
+        unresolved = _unresolved(
+            resolution.reason[every],
+            resolution.resolved[every],
+            {k: values[k][every] for k in ("bytes", "packets", "flows")},
+            group,
+            len(bounds),
+        )
+    out = _partials(plan, [], resolution, out_cells, sums, unresolved)
+    for k, j in same.items():
+        out[k] = out[j]
+    return out
+
+
+def _same_groups(record: I64, bounds: Sequence[int]) -> dict[int, int]:
+    """Groups (row ranges of ``record``) equal to an earlier group: group → that group."""
+    seen: dict[tuple[int, int, int], list[int]] = {}
+    same: dict[int, int] = {}
+    start = 0
+    starts = []
+    for k, stop in enumerate(bounds):  # per group, not per record
+        starts.append(start)
+        if stop > start:
+            key = (stop - start, int(record[start]), int(record[stop - 1]))
+            for j in seen.get(key, []):
+                a = starts[j]
+                if np.array_equal(record[start:stop], record[a : a + stop - start]):
+                    same[k] = j
+                    break
+            else:
+                seen.setdefault(key, []).append(k)
+        start = stop
+    return same
+
+
+def _sum(slot: I64, weights: F64, size: int) -> F64:
+    """Sum of ``weights`` per ``slot`` value (0 to ``size`` - 1)."""
+    return np.asarray(np.bincount(slot, weights=weights, minlength=size), dtype=np.float64)
+
+
+def _values(
+    plan: IngressPlan, pe: I64, eb: F64, ep: F64, interval: F64, share: F64
+) -> dict[str, F64]:
+    """The renormalized value columns of resolved rows (see the module's formulas)."""
     rates = np.append(plan.sampling_rate, 1.0)
     configured = rates[np.where((pe >= 0) & (pe < len(plan.sampling_rate)), pe, -1)]
     n = np.where(interval > 1, interval, configured)
     nn1 = n * (n - 1)
     sampled = ep * share
-    values = {
+    return {
         "bytes": eb * n * share,
         "packets": sampled * n,
         "flows": share,
@@ -543,62 +761,115 @@ def aggregate(
         "bytes_var": nn1 * eb * eb / np.maximum(ep, 1) * share,
         "packets_var": nn1 * sampled,
     }
-    tos = _column(table, "tos", np.uint8)[f]
-    keys = pa.table(
-        {
-            "pe": pa.array(pe, pa.int32()),
-            "in_if": pa.array(_column(table, "in_if", np.uint32)[f], pa.uint32()),
-            "vrf": pa.array(resolution.vrf, pa.int32()),
-            "egress": pa.array(resolution.egress_pe, pa.int32()),
-            "tos": pa.array(tos, pa.uint8()),
-            **{k: pa.array(v, pa.float64()) for k, v in values.items()},
-        }
-    )
-    grouped = keys.group_by(["pe", "in_if", "vrf", "egress", "tos"], use_threads=False).aggregate(
-        [(v, "sum") for v in PARTIAL_VALUES]
-    )
-    g_pe = grouped["pe"].to_numpy()
-    g_tos = grouped["tos"].to_numpy()
-    out = pa.Table.from_arrays(
-        [
-            _strings([*plan.pe_names, *extra], g_pe),
-            grouped["in_if"].combine_chunks(),
-            _named(resolution.vrf_names, "", grouped["vrf"].to_numpy()),
-            _named(resolution.pe_names, UNRESOLVED, grouped["egress"].to_numpy()),
-            grouped["tos"].combine_chunks(),
-            plan.classes.take(pa.array(g_tos >> 2)),
-            *(grouped[f"{v}_sum"].combine_chunks() for v in PARTIAL_VALUES),
-        ],
-        schema=PARTIAL_SCHEMA,
-    )
-    out = out.sort_by([(k, "ascending") for k in PARTIAL_KEYS])
-    return Aggregate(out, _unresolved(resolution, values))
 
 
-def _named(names: list[str], none: str, codes: npt.NDArray[Any]) -> pa.Array:
-    """Indices into ``names`` (-1 = ``none``) → a string array."""
-    c = codes.astype(np.int64)
-    return _strings([*names, none], np.where(c >= 0, c, len(names)))
+def _partials(
+    plan: IngressPlan,
+    extra: list[str],
+    resolution: Resolution,
+    cells: list[I64],
+    sums: dict[str, F64],
+    unresolved: list[tuple[UnresolvedReport, ...]],
+) -> list[Aggregate]:
+    """Cells (group, pe, in_if, vrf, egress, tos; sorted by group) and sums → one partial each."""
+    g_group, g_pe, g_in_if, g_vrf, g_egress, g_tos = cells
+    firsts = np.searchsorted(g_group, np.arange(len(unresolved) + 1))
+    pe_names = pa.array([*plan.pe_names, *extra], pa.string())
+    vrf_names = pa.array([*resolution.vrf_names, ""], pa.string())
+    egress_names = pa.array([*resolution.pe_names, UNRESOLVED], pa.string())
+    columns = [
+        pe_names.take(g_pe),
+        pa.array(g_in_if, pa.uint32()),
+        vrf_names.take(np.where(g_vrf >= 0, g_vrf, len(resolution.vrf_names))),
+        egress_names.take(np.where(g_egress >= 0, g_egress, len(resolution.pe_names))),
+        pa.array(g_tos, pa.uint8()),
+        plan.classes.take(g_tos >> 2),
+        *(pa.array(sums[v], pa.float64()) for v in PARTIAL_VALUES),
+    ]
+    whole = pa.Table.from_arrays(columns, schema=PARTIAL_SCHEMA)
+    out = []
+    for k, reports in enumerate(unresolved):  # per group, not per record
+        a, b = int(firsts[k]), int(firsts[k + 1])
+        part = whole.slice(a, b - a)
+        if b - a > 1:
+            part = part.sort_by([(key, "ascending") for key in PARTIAL_KEYS])
+        out.append(Aggregate(part, reports))
+    return out
 
 
-def _unresolved(resolution: Resolution, values: dict[str, F64]) -> tuple[UnresolvedReport, ...]:
-    bad = ~resolution.resolved
+def _cells(keys: list[I64]) -> tuple[list[I64], I64]:
+    """Distinct key tuples (sorted by the keys' values, first key first) and each row's tuple."""
+    spans: list[tuple[int, int]] = []
+    total = 1
+    for k in keys:
+        lo, hi = int(k.min()), int(k.max())
+        spans.append((lo, hi - lo + 1))
+        total *= hi - lo + 1
+    if total < 1 << 62:
+        # mixed-radix code of the key tuple, hashed (Arrow's dictionary encoding: cheaper than
+        # np.unique's sort); the cells, few compared with the rows, are then sorted
+        code = np.zeros(len(keys[0]), dtype=np.int64)
+        for k, (lo, size) in zip(keys, spans, strict=True):
+            code *= size
+            code += k - lo
+        enc = pc.dictionary_encode(pa.array(code))
+        seen = enc.dictionary.to_numpy()
+        rank = np.argsort(seen)
+        where = np.empty(len(rank), dtype=np.int64)
+        where[rank] = np.arange(len(rank), dtype=np.int64)
+        inverse = where[enc.indices.to_numpy()]
+        rest = seen[rank]
+        cells: list[I64] = []
+        for lo, size in reversed(spans):
+            cells.append(rest % size + lo)
+            rest = rest // size
+        cells.reverse()
+        return cells, inverse
+    order = np.lexsort(keys[::-1])
+    ordered = [k[order] for k in keys]
+    change = np.zeros(len(order), dtype=np.bool_)
+    change[0] = True
+    for k in ordered:
+        change[1:] |= k[1:] != k[:-1]
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(change) - 1
+    starts = np.flatnonzero(change)
+    return [k[starts] for k in ordered], inverse
+
+
+def _unresolved(
+    reason: npt.NDArray[np.uint8],
+    resolved: npt.NDArray[np.bool_],
+    values: dict[str, F64],
+    group: I64,
+    groups: int,
+) -> list[tuple[UnresolvedReport, ...]]:
+    """Per group, the unresolved volume per reason."""
+    bad = ~resolved
     if not bad.any():
-        return ()
-    reason = resolution.reason[bad]
+        return [()] * groups
+    cell = group[bad] * len(REASONS) + reason[bad]
+    size = groups * len(REASONS)
     sums = {
-        k: np.bincount(reason, weights=values[k][bad], minlength=len(REASONS))
+        k: np.bincount(cell, weights=values[k][bad], minlength=size)
         for k in ("bytes", "packets", "flows")
     }
-    return tuple(
-        UnresolvedReport(
-            reason=REASONS[code],
-            bytes=float(sums["bytes"][code]),
-            packets=float(sums["packets"][code]),
-            flows=float(sums["flows"][code]),
+    seen = np.bincount(cell, minlength=size)
+    out: list[tuple[UnresolvedReport, ...]] = []
+    for g in range(groups):  # per group and reason, not per record
+        base = g * len(REASONS)
+        out.append(
+            tuple(
+                UnresolvedReport(
+                    reason=REASONS[code],
+                    bytes=float(sums["bytes"][base + code]),
+                    packets=float(sums["packets"][base + code]),
+                    flows=float(sums["flows"][base + code]),
+                )
+                for code in np.flatnonzero(seen[base : base + len(REASONS)]).tolist()
+            )
         )
-        for code in np.flatnonzero(np.bincount(reason, minlength=len(REASONS))).tolist()
-    )
+    return out
 
 
 def partial_matrix(

@@ -36,6 +36,8 @@ _V6_KEY = np.dtype([("w0", ">u8"), ("w1", ">u8"), ("w2", ">u8")])
 
 #: batches at least this long are sorted before searching (see :func:`search_sorted`)
 _SORT_BATCH = 4096
+#: ... against a haystack at least this long (a few cache lines are searched faster unsorted)
+_SORT_HAYSTACK = 256
 
 
 def search_sorted(haystack: U64, needles: U64, side: str = "left") -> I64:
@@ -46,7 +48,7 @@ def search_sorted(haystack: U64, needles: U64, side: str = "left") -> I64:
     searching 1 M random keys as they come.
     """
     side_: Literal["left", "right"] = "right" if side == "right" else "left"
-    if len(needles) < _SORT_BATCH:
+    if len(needles) < _SORT_BATCH or len(haystack) < _SORT_HAYSTACK:
         return np.searchsorted(haystack, needles, side=side_).astype(np.int64)
     order = np.argsort(needles)
     out = np.empty(len(needles), dtype=np.int64)
@@ -224,7 +226,11 @@ class Lpm:
         label = np.full(n, -1, dtype=np.int64)
         ok = view >= 0
         is4 = ok & (family == 4)
-        if is4.any() and len(self.v4_starts):
+        if len(self.v4_starts) and bool(is4.all()):  # IPv4 only: no masked copies
+            keys = (view.astype(np.uint64) << np.uint64(32)) | (lo & np.uint64(0xFFFF_FFFF))
+            pos = search_sorted(self.v4_starts, keys, side="right") - 1
+            label = np.where(pos >= 0, self.v4_label[np.maximum(pos, 0)], -1)
+        elif is4.any() and len(self.v4_starts):
             keys = (view[is4].astype(np.uint64) << np.uint64(32)) | (
                 lo[is4] & np.uint64(0xFFFF_FFFF)
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -741,30 +742,48 @@ def _finish(
             else fam
         )
         nonzero = (nh_hi != 0) | (nh_lo != 0)
-        rec_pe = np.where(nonzero, _next_hop_pe(c.nh_lpm, c.nh_pe, nh_fam, nh_hi, nh_lo), -1)
+        if nonzero.all():
+            rec_pe = _next_hop_pe(c.nh_lpm, c.nh_pe, nh_fam, nh_hi, nh_lo)
+        elif nonzero.any():  # look up only the records that carry a next hop
+            rec_pe[nonzero] = _next_hop_pe(
+                c.nh_lpm, c.nh_pe, nh_fam[nonzero], nh_hi[nonzero], nh_lo[nonzero]
+            )
     use_rec = (rec_pe >= 0) & (pe_i >= 0)
     reason[use_rec] = _RECORD
 
     e = np.maximum(entry, 0)
     cnt = np.where(found & ~use_rec, c.entry_count[e] if len(c.entry_count) else 1, 1)
-    rows = np.repeat(np.arange(n, dtype=np.int64), cnt)
-    within = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    if bool((cnt == 1).all()):  # no multipath set: one row per flow, no gathers
+        rows = np.arange(n, dtype=np.int64)
+        within: I64 | int = 0
+
+        def at(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return a
+
+    else:
+        rows = np.repeat(np.arange(n, dtype=np.int64), cnt)
+        within = np.arange(len(rows), dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+
+        def at(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            return a[rows]
+
     path = np.where(
-        found[rows] & ~use_rec[rows],
-        (c.entry_start[e[rows]] if len(c.entry_start) else 0) + within,
+        at(found) & ~at(use_rec),
+        (c.entry_start[at(e)] if len(c.entry_start) else 0) + within,
         -1,
     )
     egress = np.where(path >= 0, c.path_pe[np.maximum(path, 0)] if len(c.path_pe) else -1, -1)
-    r = reason[rows]
-    egress = np.where(use_rec[rows], rec_pe[rows], egress).astype(np.int32)
+    r = at(reason)
+    egress = np.where(at(use_rec), at(rec_pe), egress).astype(np.int32)
     r = np.where((r == _BGP) & (egress < 0), _UNKNOWN_NH, r).astype(np.uint8)
-    egress = np.where(np.isin(r, list(RESOLVED_REASONS)), egress, -1).astype(np.int32)
-    share = 1.0 / cnt[rows]
-    s_rows = s[rows]
-    vrf = np.where(slot[rows] >= 0, c.slot_vrf[s_rows] if len(c.slot_vrf) else -1, -1)
-    rd = np.where(slot[rows] >= 0, c.slot_rd[s_rows] if len(c.slot_rd) else -1, -1)
+    unresolved = r > _RECORD  # RESOLVED_REASONS are the codes up to _RECORD
+    egress = np.where(unresolved, -1, egress).astype(np.int32)
+    share = 1.0 / at(cnt)
+    s_rows = at(s)
+    in_vrf = at(slot) >= 0
+    vrf = np.where(in_vrf, c.slot_vrf[s_rows] if len(c.slot_vrf) else -1, -1)
+    rd = np.where(in_vrf, c.slot_rd[s_rows] if len(c.slot_rd) else -1, -1)
     node = np.where(egress >= 0, c.pe_node[np.maximum(egress, 0)], -1).astype(np.int32)
-    unresolved = ~np.isin(r, list(RESOLVED_REASONS))
     if unresolved.any():
         weights = np.bincount(r[unresolved], weights=share[unresolved], minlength=len(REASONS))
         for code in np.flatnonzero(weights):
@@ -777,7 +796,7 @@ def _finish(
         rd=rd.astype(np.int32),
         reason=r,
         share=share,
-        prefix_len=np.where(path >= 0, plen[rows], -1).astype(np.int16),
+        prefix_len=np.where(path >= 0, at(plen), -1).astype(np.int16),
         pe_names=c.pe_names,
         node_names=c.node_names,
         vrf_names=c.vrf_names,
