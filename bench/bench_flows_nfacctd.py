@@ -19,6 +19,7 @@ collector runs three times per version, alternating; the least CPU of each is re
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import multiprocessing as mp
 import os
@@ -31,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench_flows import softflowd_exports
@@ -38,7 +40,8 @@ from flowmatrix.flows import Collector, CollectorConfig, Decoder
 from flowmatrix.flows.testing import data_set, pack_record, v9_message, v9_template_set
 from flowmatrix.schema import FlowBatch
 
-DATAGRAMS = int(sys.argv[1]) if len(sys.argv) > 1 else 40_000
+#: datagrams per run (the first argument when run as a script)
+DATAGRAMS = 40_000
 #: datagrams sent between two looks at the receiver's queue
 CHUNK = 256
 #: the sender waits while the receiver's queue holds more octets than this
@@ -144,13 +147,18 @@ def _settled(read: object, port: int) -> None:
         time.sleep(0.3)
 
 
-def nfacctd(datagrams: list[bytes], core: int, other: int) -> tuple[float, int, int, int]:
-    """nfacctd's CPU seconds, CSV bytes and packets, and kernel drops for one run."""
+@contextlib.contextmanager
+def nfacctd_running(config: str, core: int) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """nfacctd on ``core`` with ``config`` (``{out}``/``{port}`` filled): (process, port, CSV).
+
+    Yields once its port is bound and its print plugin is ready; stops it on exit
+    (SIGINT first: the print plugin writes its cache when it exits).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
         out = Path(tmp, "out.csv")
         conf = Path(tmp, "nfacctd.conf")
-        conf.write_text(NFACCTD_CONFIG.format(out=out, port=port))
+        conf.write_text(config.format(out=out, port=port))
         proc = subprocess.Popen(
             ["nfacctd", "-f", str(conf)],
             stdout=subprocess.DEVNULL,
@@ -166,20 +174,7 @@ def nfacctd(datagrams: list[bytes], core: int, other: int) -> tuple[float, int, 
                     raise RuntimeError(msg)
                 time.sleep(0.05)
             time.sleep(1.0)  # the print plugin allocates its cache after the bind
-            _, drops_before = udp_socket_state(port) or (0, 0)
-            before = _group_cpu(proc.pid)
-            send(port, datagrams, other)
-            _settled(lambda: _group_cpu(proc.pid), port)
-            cpu = _group_cpu(proc.pid) - before
-            _, drops = udp_socket_state(port) or (0, 0)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                for dgram in filler():
-                    s.sendto(dgram, ("127.0.0.1", port))
-            _settled(lambda: _group_cpu(proc.pid), port)
-            os.killpg(proc.pid, signal.SIGINT)  # the print plugin writes its cache on exit
-            proc.wait(timeout=30)
-            with out.open() as f:
-                rows = list(csv.DictReader(f))
+            yield proc, port, out
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -193,6 +188,30 @@ def nfacctd(datagrams: list[bytes], core: int, other: int) -> tuple[float, int, 
                 time.sleep(0.1)
             else:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def nfacctd_rows(proc: subprocess.Popen[bytes], out: Path) -> list[dict[str, str]]:
+    """Stop nfacctd with SIGINT (its print plugin writes the CSV) and read the CSV rows."""
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=30)
+    with out.open() as f:
+        return list(csv.DictReader(f))
+
+
+def nfacctd(datagrams: list[bytes], core: int, other: int) -> tuple[float, int, int, int]:
+    """nfacctd's CPU seconds, CSV bytes and packets, and kernel drops for one run."""
+    with nfacctd_running(NFACCTD_CONFIG, core) as (proc, port, out):
+        _, drops_before = udp_socket_state(port) or (0, 0)
+        before = _group_cpu(proc.pid)
+        send(port, datagrams, other)
+        _settled(lambda: _group_cpu(proc.pid), port)
+        cpu = _group_cpu(proc.pid) - before
+        _, drops = udp_socket_state(port) or (0, 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for dgram in filler():
+                s.sendto(dgram, ("127.0.0.1", port))
+        _settled(lambda: _group_cpu(proc.pid), port)
+        rows = nfacctd_rows(proc, out)
     rows = [r for r in rows if r["SRC_IP"] != FILLER_SRC]
     octets = sum(int(r["BYTES"]) for r in rows)
     packets = sum(int(r["PACKETS"]) for r in rows)
@@ -232,6 +251,9 @@ def ours(datagrams: list[bytes], other: int) -> tuple[float, int, int, int, int]
 
 
 def main() -> None:
+    global DATAGRAMS
+    if len(sys.argv) > 1:
+        DATAGRAMS = int(sys.argv[1])
     if not (shutil.which("nfacctd") and shutil.which("softflowd")):
         print("needs nfacctd (pmacct) and softflowd")
         return

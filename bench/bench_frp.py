@@ -25,15 +25,12 @@ Run: ``.venv/bin/python bench/bench_frp.py [DATAGRAMS] [--weekday] [--inproc]``
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import multiprocessing as mp
 import os
 import resource
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +41,13 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bench_flows_nfacctd import _free_port, _group_cpu, _settled, udp_socket_state
+from bench_flows_nfacctd import (
+    _group_cpu,
+    _settled,
+    nfacctd_rows,
+    nfacctd_running,
+    udp_socket_state,
+)
 from flowmatrix.config.xml import read_config
 from flowmatrix.flows import Collector, CollectorConfig, Decoder
 from flowmatrix.flows.collector import allowed_exporters
@@ -258,51 +261,17 @@ def filler() -> list[tuple[bytes, str]]:
 
 def nfacctd(datagrams: list[tuple[bytes, str]], core: int, other: int) -> tuple[float, int, int]:
     """nfacctd's CPU seconds, CSV bytes (filler excluded) and kernel drops for one run."""
-    with tempfile.TemporaryDirectory() as tmp:
-        port = _free_port()
-        out = Path(tmp, "out.csv")
-        conf = Path(tmp, "nfacctd.conf")
-        conf.write_text(NFACCTD_CONFIG.format(out=out, port=port))
-        proc = subprocess.Popen(
-            ["nfacctd", "-f", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=lambda: os.sched_setaffinity(0, {core}),
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while udp_socket_state(port) is None:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    msg = "nfacctd did not bind its port"
-                    raise RuntimeError(msg)
-                time.sleep(0.05)
-            time.sleep(1.0)
-            sender = Sender(port, datagrams, other)
-            _, drops_before = udp_socket_state(port) or (0, 0)
-            before = _group_cpu(proc.pid)
-            sender.go()
-            _settled(lambda: _group_cpu(proc.pid), port)
-            cpu = _group_cpu(proc.pid) - before
-            _, drops = udp_socket_state(port) or (0, 0)
-            send(port, filler(), other)
-            _settled(lambda: _group_cpu(proc.pid), port)
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout=30)
-            with out.open() as f:
-                rows = list(csv.DictReader(f))
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            for _ in range(50):
-                try:
-                    os.killpg(proc.pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.killpg(proc.pid, signal.SIGKILL)
+    with nfacctd_running(NFACCTD_CONFIG, core) as (proc, port, out):
+        sender = Sender(port, datagrams, other)
+        _, drops_before = udp_socket_state(port) or (0, 0)
+        before = _group_cpu(proc.pid)
+        sender.go()
+        _settled(lambda: _group_cpu(proc.pid), port)
+        cpu = _group_cpu(proc.pid) - before
+        _, drops = udp_socket_state(port) or (0, 0)
+        send(port, filler(), other)
+        _settled(lambda: _group_cpu(proc.pid), port)
+        rows = nfacctd_rows(proc, out)
     octets = sum(int(r["BYTES"]) for r in rows if r["PEER_SRC_IP"] != FILLER)
     return cpu, octets, drops - drops_before
 
