@@ -124,3 +124,37 @@ def test_frp_metrics_are_served_and_count_the_records(tmp_path: Path) -> None:
             wait_for(lambda: scrape() >= before + 7)
         finally:
             frp.stop()
+
+
+def test_a_new_configuration_admits_its_exporters_without_closing_the_socket(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+    import ipaddress
+
+    from flowmatrix.config.model import Exporter
+
+    config = small_config(READOUT)
+    pe2 = config.pe("pe2")
+    more = dataclasses.replace(
+        pe2, exporters=(*pe2.exporters, Exporter(ipaddress.ip_address("127.0.0.3")))
+    )
+    grown = dataclasses.replace(config, pes=(config.pe("pe1"), more))
+    with FakeMg(config_to_bytes(config.view_for_frp("frp-a"))) as mg:
+        opts = dataclasses.replace(options(mg, tmp_path / "data"), config_refresh=0.2)
+        frp = FrpService(opts)
+        frp.start()
+        try:
+            assert frp.collector is not None
+            collector = frp.collector
+            port = frp.addresses[0][1]
+            send(port, v5_flows(3, sequence=0, at=time.time()), source="127.0.0.3")
+            wait_for(lambda: collector.refused.get("127.0.0.3", 0) == 1)
+            mg.config_xml = config_to_bytes(grown.view_for_frp("frp-a"))
+            wait_for(lambda: "127.0.0.3" in (collector.config.exporters or ()))
+            send(port, v5_flows(3, sequence=3, at=time.time()), source="127.0.0.3")
+            wait_for(lambda: collector.stats.records["127.0.0.3"] == 3)
+            assert frp.collector is collector
+            assert frp.addresses[0][1] == port
+        finally:
+            frp.stop()

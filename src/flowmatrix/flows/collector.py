@@ -12,6 +12,7 @@ receive-buffer drops are read from ``/proc/net/udp`` and ``/proc/net/udp6``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -118,6 +119,16 @@ class Collector:
     def refused(self) -> dict[str, int]:
         """Datagrams refused per unknown exporter address."""
         return dict(self._counters.refused)
+
+    def allow(self, exporters: frozenset[str] | None) -> None:
+        """Accept these exporter addresses from now on (None: every exporter), sockets kept.
+
+        A new configuration changes whom the collector accepts without closing a
+        socket, so no datagram is lost to a rebind.
+        """
+        self.config = dataclasses.replace(self.config, exporters=exporters)
+        # one assignment: the receive thread sees the old set or the new one, never a mix
+        self._allowed = None if exporters is None else {_canonical(a) for a in exporters}
 
     def start(self) -> None:
         """Bind the sockets and start receiving."""

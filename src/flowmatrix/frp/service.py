@@ -181,8 +181,6 @@ class FrpService:
             decoder=self.decoder,
         )
         self.collector.start()
-        # a restart after a configuration change binds the same ports
-        self._listen = tuple(self.collector.addresses)
 
     def _stop_collector(self) -> None:
         if self.collector is not None:
@@ -195,7 +193,7 @@ class FrpService:
             self._thread = None
 
     def _config_changed(self, view: NetworkConfig) -> None:
-        """A new view from the MG: new plan and routing, collector rebound with its exporters."""
+        """A new view from the MG: new plan and routing; the collector accepts its exporters."""
         assert self.pipeline is not None
         try:
             routing = self._routing(view)
@@ -203,11 +201,8 @@ class FrpService:
             log.exception("component=frp.service config=changed routing=unusable kept=old")
             return
         self.pipeline.update_view(view, routing)
-        if self.collector is not None and allowed_exporters(view, self.options.name) != (
-            self.collector.config.exporters
-        ):
-            self.collector.stop()
-            self._start_collector(view)
+        if self.collector is not None:
+            self.collector.allow(allowed_exporters(view, self.options.name))
         log.info("component=frp.service config=changed")
 
     def tick(self) -> int:
