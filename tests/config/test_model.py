@@ -13,7 +13,7 @@ from flowmatrix.config.model import (
     check,
     problems,
 )
-from flowmatrix.config.xml import config_from_bytes, config_to_bytes, load_config
+from flowmatrix.config.xml import config_from_bytes, config_to_bytes, load_config, write_config
 from flowmatrix.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"
@@ -125,3 +125,88 @@ def test_exporter_addresses_default_to_the_management_address(lab):
 
 def test_pes_of_an_frp(lab):
     assert [pe.name for pe in lab.pes_of("frp-par")] == ["par-pe1", "par-pe2"]
+
+
+# --- alarm rules ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alarmed() -> NetworkConfig:
+    return load_config([DATA / "alarms.xml"])
+
+
+def with_rule(config: NetworkConfig, **changes: object) -> NetworkConfig:
+    return dataclasses.replace(
+        config, alarms=(dataclasses.replace(config.alarms[0], **changes), *config.alarms[1:])
+    )
+
+
+def test_frp_view_drops_alarm_rules_and_stays_a_valid_document(alarmed):
+    view = alarmed.view_for_frp("frp-par")
+    assert alarmed.alarms
+    assert view.alarms == ()
+    assert check(view) is view
+    assert b"<alarms>" not in config_to_bytes(view)
+    assert config_from_bytes(config_to_bytes(view)) == view
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"interval": "nightly"}, "unknown interval 'nightly'"),
+        ({"service_class": "GOLD"}, "unknown class 'GOLD'"),
+        ({"ingress": "ams-pe9"}, "unknown PE or service node 'ams-pe9'"),
+        ({"egress": "AMS"}, "unknown PE or service node 'AMS'"),
+        ({"statistic": "utilization"}, "utilization applies to links, not to element"),
+        ({"target": "network"}, "ingress selects elements, not network"),
+        ({"src": "par-p1"}, "src selects links, not element"),
+        ({"threshold": 0.0}, "threshold 0.0 is not above 0"),
+        ({"webhook": "gopher://x"}, "webhook 'gopher://x' is not an http(s) URL"),
+    ],
+)
+def test_alarm_rule_problems_name_the_rule_at_its_line(alarmed, changes, message):
+    found = [str(p) for p in problems(with_rule(alarmed, **changes))]
+    assert f"{DATA / 'alarms.xml'}:41: rule[pe-pair-hot]: {message}" in found
+
+
+def test_a_rule_may_select_a_pe_or_a_service_node(alarmed):
+    assert problems(with_rule(alarmed, ingress="PAR", egress="lon-pe1")) == []
+
+
+def test_a_rule_id_used_twice_is_a_duplicate_naming_the_first(alarmed):
+    twin = dataclasses.replace(alarmed.alarms[0], source=alarmed.alarms[2].source)
+    found = [str(p) for p in problems(dataclasses.replace(alarmed, alarms=(*alarmed.alarms, twin)))]
+    file = DATA / "alarms.xml"
+    assert found == [f"{file}:44: rule[pe-pair-hot]: duplicate rule; first defined at {file}:41"]
+
+
+def test_rule_ids_are_unique_across_files(tmp_path, alarmed):
+    write_config(alarmed, tmp_path / "a.xml")
+    write_config(
+        dataclasses.replace(
+            alarmed,
+            service_nodes=(),
+            frps=(),
+            pes=(),
+            classes=(),
+            intervals=(),
+            external_next_hops=(),
+        ),
+        tmp_path / "b.xml",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config([tmp_path / "a.xml", tmp_path / "b.xml"])
+    assert sum("duplicate rule" in str(p) for p in info.value.problems) == 3
+
+
+def test_without_classes_a_rule_may_name_the_default_class(alarmed):
+    config = with_rule(dataclasses.replace(alarmed, classes=()), service_class=DEFAULT_CLASS)
+    assert problems(config) == []
+
+
+def test_breached_compares_on_the_rules_side_of_the_threshold(alarmed):
+    above, below = alarmed.alarms[0], alarmed.alarms[2]
+    assert above.breached(8e9 + 1)
+    assert not above.breached(8e9)
+    assert below.breached(999.0)
+    assert not below.breached(1000.0)

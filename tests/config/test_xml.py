@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from flowmatrix.config import xml as config_xml
 from flowmatrix.config.model import (
+    AlarmRule,
     Exporter,
     ExternalNextHop,
     Frp,
@@ -19,6 +20,7 @@ from flowmatrix.config.model import (
     ServiceClass,
     ServiceNode,
     Slot,
+    problems,
 )
 from flowmatrix.config.xml import (
     config_from_bytes,
@@ -279,6 +281,36 @@ def configs(draw: st.DrawFn) -> NetworkConfig:
             duration=dt.timedelta(seconds=draw(st.integers(1, 10**6))),
         ),
     )
+    endpoints = st.none() | st.sampled_from(pe_names + node_names)
+    alarms = []
+    for i, target in enumerate(
+        draw(st.lists(st.sampled_from(["element", "link", "network"]), max_size=4))
+    ):
+        alarms.append(
+            AlarmRule(
+                id=f"rule-{i}",
+                target=target,
+                statistic=draw(
+                    st.sampled_from(
+                        ["bytes", "packets", "bps"] + (["utilization"] if target == "link" else [])
+                    )
+                ),
+                threshold=draw(st.floats(1e-9, 1e15, allow_nan=False, allow_infinity=False)),
+                op=draw(st.sampled_from(["above", "below"])),
+                hold_down=dt.timedelta(seconds=draw(st.integers(0, 10**6))),
+                interval=draw(st.none() | st.sampled_from(["c", "w", "o"])),
+                ingress=draw(endpoints) if target == "element" else None,
+                egress=draw(endpoints) if target == "element" else None,
+                src=draw(st.none() | names) if target == "link" else None,
+                dst=draw(st.none() | names) if target == "link" else None,
+                service_class=draw(st.none() | st.sampled_from(["ef", "be"])),
+                webhook=draw(
+                    st.none()
+                    | st.sampled_from(["http://127.0.0.1:8080/hook", "https://ops.example/a?b=c&d"])
+                ),
+                description=draw(st.sampled_from(["", "a&b<c>"])),
+            )
+        )
     return NetworkConfig(
         name=draw(names),
         asn=draw(st.integers(1, 2**32 - 1)),
@@ -295,6 +327,7 @@ def configs(draw: st.DrawFn) -> NetworkConfig:
         external_next_hops=(ExternalNextHop(ipaddress.ip_network("198.51.100.0/24"), pe_names[0]),),
         classes=(ServiceClass("ef", (46,)), ServiceClass("be", (), default=True)),
         intervals=intervals,
+        alarms=tuple(alarms),
     )
 
 
@@ -302,3 +335,78 @@ def configs(draw: st.DrawFn) -> NetworkConfig:
 @given(configs())
 def test_any_configuration_round_trips_through_xml(config):
     assert config_from_bytes(config_to_bytes(config)) == config
+
+
+@settings(max_examples=30, deadline=None)
+@given(configs())
+def test_generated_alarm_rules_have_no_problem(config):
+    assert [p for p in problems(config) if p.element.startswith("rule[")] == []
+
+
+# --- alarm rules ---------------------------------------------------------------------------------
+
+
+def test_alarm_rules_read_with_their_defaults():
+    config = load_config([DATA / "alarms.xml"])
+    hot, link, quiet = config.alarms
+    assert hot == AlarmRule(
+        id="pe-pair-hot",
+        target="element",
+        statistic="bps",
+        threshold=8e9,
+        hold_down=dt.timedelta(minutes=15),
+        interval="always",
+        ingress="par-pe1",
+        egress="LON",
+        service_class="EF",
+        webhook="http://127.0.0.1:9000/alarms",
+        description="EF from par-pe1 to London",
+    )
+    assert (link.src, link.dst, link.statistic, link.op) == (
+        "par-p1",
+        "lon-p1",
+        "utilization",
+        "above",
+    )
+    assert (quiet.op, quiet.hold_down, quiet.interval, quiet.webhook) == (
+        "below",
+        dt.timedelta(0),
+        None,
+        None,
+    )
+    assert hot.source is not None
+    assert hot.source.line == 41
+
+
+def test_alarm_rules_write_and_read_back_equal(tmp_path):
+    config = load_config([DATA / "alarms.xml"])
+    write_config(config, tmp_path / "out.xml")
+    assert load_config([tmp_path / "out.xml"]) == config
+
+
+def rule_document(attributes: str) -> bytes:
+    return (
+        f'<network name="x" asn="1">\n<alarms>\n<rule {attributes}/>\n</alarms>\n</network>'
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("attributes", "complaint"),
+    [
+        ('id="r" target="matrix" statistic="bps" threshold="1"', "'matrix' is not an element"),
+        ('id="r" target="link" statistic="flows" threshold="1"', "'flows' is not an element"),
+        ('id="r" target="link" statistic="bps" threshold="0"', "minExclusive"),
+        ('id="r" target="link" statistic="bps" threshold="-3"', "minExclusive"),
+        ('id="r" target="link" statistic="bps" threshold="INF"', "maxExclusive"),
+        ('id="r" target="link" statistic="bps" threshold="1" op="over"', "'over' is not an"),
+        ('id="r" target="link" statistic="bps" threshold="1" holdDown="5m"', "holdDown"),
+        ('id="r" target="link" statistic="bps" threshold="1" webhook="ftp://h/x"', "webhook"),
+        ('id="r" target="link" statistic="bps"', "'threshold' is required"),
+    ],
+)
+def test_malformed_alarm_rules_are_refused_at_their_line(attributes, complaint):
+    with pytest.raises(ConfigError) as info:
+        config_from_bytes(rule_document(attributes), "mem.xml")
+    first = str(info.value.problems[0])
+    assert first.startswith("mem.xml:3: rule[r]: ")
+    assert complaint in first

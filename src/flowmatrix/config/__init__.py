@@ -6,6 +6,7 @@ read-out period membership in :mod:`flowmatrix.config.schedule`.
 """
 
 from flowmatrix.config.model import (
+    AlarmRule,
     Exporter,
     ExternalNextHop,
     Frp,
@@ -30,6 +31,7 @@ from flowmatrix.config.xml import (
 )
 
 __all__ = [
+    "AlarmRule",
     "Exporter",
     "ExternalNextHop",
     "Frp",

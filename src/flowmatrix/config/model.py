@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,9 +20,15 @@ from typing import Literal
 from flowmatrix.errors import ConfigError, ConfigProblem
 
 __all__ = [
+    "ALARM_STATISTICS",
+    "ALARM_TARGETS",
     "DEFAULT_CLASS",
     "DEFAULT_READOUT_SECONDS",
     "WEEKDAYS",
+    "AlarmOp",
+    "AlarmRule",
+    "AlarmStatistic",
+    "AlarmTarget",
     "Exporter",
     "ExternalNextHop",
     "Frp",
@@ -44,6 +52,14 @@ __all__ = [
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IntervalKind = Literal["once", "weekly", "continuous"]
+AlarmTarget = Literal["element", "link", "network"]
+AlarmStatistic = Literal["bytes", "packets", "bps", "utilization"]
+AlarmOp = Literal["above", "below"]
+
+#: what an alarm rule watches: a matrix element, a backbone link, the whole network
+ALARM_TARGETS: tuple[AlarmTarget, ...] = ("element", "link", "network")
+#: per read-out period: volume, packets, mean bit/s, link load / capacity
+ALARM_STATISTICS: tuple[AlarmStatistic, ...] = ("bytes", "packets", "bps", "utilization")
 
 #: read-out period length when an interval does not give one (IETF draft §7, paper §2)
 DEFAULT_READOUT_SECONDS = 300
@@ -195,6 +211,45 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmRule:
+    """A threshold alarm (IETF draft §8): a statistic per read-out period against a threshold.
+
+    The condition (``value > threshold`` for ``above``, ``<`` for ``below``)
+    must hold for ``hold_down`` before the alarm is raised and be false for
+    ``hold_down`` before it clears. Selectors left None match everything:
+    ``ingress``/``egress`` (PE or service node names) for element rules,
+    ``src``/``dst`` (topology node names) for link rules.
+    """
+
+    id: str
+    target: AlarmTarget
+    statistic: AlarmStatistic
+    threshold: float
+    op: AlarmOp = "above"
+    hold_down: dt.timedelta = dt.timedelta(0)
+    #: the interval the rule applies to; None = every interval
+    interval: str | None = None
+    ingress: str | None = None
+    egress: str | None = None
+    src: str | None = None
+    dst: str | None = None
+    #: service class name; None = all classes together
+    service_class: str | None = None
+    #: http(s) URL every raise and clear is posted to
+    webhook: str | None = None
+    description: str = ""
+    source: Source | None = _source()
+
+    def breached(self, value: float) -> bool:
+        """True when ``value`` is on the alarming side of the threshold.
+
+        >>> AlarmRule("r", "element", "bps", 1e9).breached(2e9)
+        True
+        """
+        return value > self.threshold if self.op == "above" else value < self.threshold
+
+
+@dataclass(frozen=True, slots=True)
 class NetworkConfig:
     """A whole network configuration, or one FRP's view of it (``for_frp`` set)."""
 
@@ -206,6 +261,8 @@ class NetworkConfig:
     external_next_hops: tuple[ExternalNextHop, ...] = ()
     classes: tuple[ServiceClass, ...] = ()
     intervals: tuple[Interval, ...] = ()
+    #: threshold alarms, evaluated by the MG only (an FRP's view has none)
+    alarms: tuple[AlarmRule, ...] = ()
     #: name of the FRP whose view this is; None for the full configuration
     for_frp: str | None = None
     source: Source | None = _source()
@@ -242,7 +299,8 @@ class NetworkConfig:
 
         Other PEs keep only what egress resolution needs (name, loopbacks,
         service node); their management and exporter addresses, interfaces and
-        FRP are left out. Raises KeyError for an unknown FRP.
+        FRP are left out, and so are alarm rules (the MG evaluates them).
+        Raises KeyError for an unknown FRP.
         """
         own = self.frp(frp)
         pes = tuple(
@@ -256,7 +314,7 @@ class NetworkConfig:
             )
             for pe in self.pes
         )
-        return dataclasses.replace(self, frps=(own,), pes=pes, for_frp=frp)
+        return dataclasses.replace(self, frps=(own,), pes=pes, alarms=(), for_frp=frp)
 
 
 def merge(configs: Iterable[NetworkConfig]) -> NetworkConfig:
@@ -296,6 +354,7 @@ def merge(configs: Iterable[NetworkConfig]) -> NetworkConfig:
         external_next_hops=tuple(x for c in configs for x in c.external_next_hops),
         classes=tuple(x for c in configs for x in c.classes),
         intervals=tuple(x for c in configs for x in c.intervals),
+        alarms=tuple(x for c in configs for x in c.alarms),
         for_frp=first.for_frp,
         source=first.source,
     )
@@ -399,7 +458,46 @@ def problems(config: NetworkConfig) -> list[ConfigProblem]:
                 owner[d] = cls.name
     for interval in config.intervals:
         found += interval_problems(interval)
+    found += _alarm_problems(config)
     return found
+
+
+def _alarm_problems(config: NetworkConfig) -> list[ConfigProblem]:
+    """References, selectors and values of the alarm rules."""
+    found = list(_duplicates("rule", ((r.id, r) for r in config.alarms)))
+    intervals = {i.id for i in config.intervals}
+    classes = {c.name for c in config.classes} or {DEFAULT_CLASS}
+    endpoints = {p.name for p in config.pes} | {n.name for n in config.service_nodes}
+    for rule in config.alarms:
+        where = f"rule[{rule.id}]"
+        if not (rule.threshold > 0 and math.isfinite(rule.threshold)):
+            found.append(problem_at(rule, where, f"threshold {rule.threshold!r} is not above 0"))
+        if rule.hold_down < dt.timedelta(0):
+            found.append(problem_at(rule, where, "hold-down is negative"))
+        if rule.statistic == "utilization" and rule.target != "link":
+            found.append(
+                problem_at(rule, where, f"utilization applies to links, not to {rule.target}")
+            )
+        if rule.interval is not None and rule.interval not in intervals:
+            found.append(problem_at(rule, where, f"unknown interval {rule.interval!r}"))
+        if rule.service_class is not None and rule.service_class not in classes:
+            found.append(problem_at(rule, where, f"unknown class {rule.service_class!r}"))
+        for attr, value in (("ingress", rule.ingress), ("egress", rule.egress)):
+            if value is None:
+                continue
+            if rule.target != "element":
+                found.append(problem_at(rule, where, f"{attr} selects elements, not {rule.target}"))
+            elif value not in endpoints:
+                found.append(problem_at(rule, where, f"unknown PE or service node {value!r}"))
+        for attr, value in (("src", rule.src), ("dst", rule.dst)):
+            if value is not None and rule.target != "link":
+                found.append(problem_at(rule, where, f"{attr} selects links, not {rule.target}"))
+        if rule.webhook is not None and not _URL.fullmatch(rule.webhook):
+            found.append(problem_at(rule, where, f"webhook {rule.webhook!r} is not an http(s) URL"))
+    return found
+
+
+_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 
 
 def check(config: NetworkConfig) -> NetworkConfig:

@@ -6,10 +6,10 @@ from collections import Counter
 
 from rich.table import Table
 
-from flowmatrix.config.model import WEEKDAYS, Interval, NetworkConfig
+from flowmatrix.config.model import WEEKDAYS, AlarmRule, Interval, NetworkConfig
 from flowmatrix.config.xml import format_duration
 
-__all__ = ["config_tables", "describe_interval"]
+__all__ = ["config_tables", "describe_interval", "describe_rule"]
 
 
 def describe_interval(interval: Interval) -> str:
@@ -27,8 +27,31 @@ def describe_interval(interval: Interval) -> str:
     return f"{slots} ({interval.timezone})"
 
 
+def describe_rule(rule: AlarmRule) -> str:
+    """One line saying what an alarm rule watches, e.g. ``utilization above 0.8 for PT10M``.
+
+    >>> from flowmatrix.config.model import AlarmRule
+    >>> describe_rule(AlarmRule("r", "element", "bps", 8e9, ingress="PAR", service_class="EF"))
+    'bps above 8e+09 (ingress PAR, class EF)'
+    """
+    hold = f" for {format_duration(rule.hold_down)}" if rule.hold_down else ""
+    selectors = ", ".join(
+        f"{name} {value}"
+        for name, value in (
+            ("ingress", rule.ingress),
+            ("egress", rule.egress),
+            ("src", rule.src),
+            ("dst", rule.dst),
+            ("class", rule.service_class),
+        )
+        if value is not None
+    )
+    where = f" ({selectors})" if selectors else ""
+    return f"{rule.statistic} {rule.op} {rule.threshold:g}{hold}{where}"
+
+
 def config_tables(config: NetworkConfig) -> list[Table]:
-    """Tables of service nodes, FRPs, classes and intervals of a configuration."""
+    """Tables of service nodes, FRPs, classes, intervals and alarm rules of a configuration."""
     view = f" — view of {config.for_frp}" if config.for_frp else ""
     pes_per_node = Counter(pe.service_node for pe in config.pes)
     nodes = Table(title=f"network {config.name} (AS{config.asn}){view}: service nodes")
@@ -65,10 +88,24 @@ def config_tables(config: NetworkConfig) -> list[Table]:
         intervals.add_row(
             interval.id, interval.kind, f"{interval.readout_seconds} s", describe_interval(interval)
         )
+    tables = [nodes, frps, classes, intervals]
+    if config.alarms:
+        alarms = Table(title="threshold alarms")
+        for column in ("rule", "target", "when", "interval", "webhook"):
+            alarms.add_column(column)
+        for rule in config.alarms:
+            alarms.add_row(
+                rule.id,
+                rule.target,
+                describe_rule(rule),
+                rule.interval or "all",
+                rule.webhook or "",
+            )
+        tables.append(alarms)
     remote = sum(pe.remote for pe in config.pes)
     summary = Table(title="totals", show_header=False)
     summary.add_column("what")
     summary.add_column("count")
     summary.add_row("PE routers", f"{len(config.pes)}" + (f" ({remote} remote)" if remote else ""))
     summary.add_row("external next hops", str(len(config.external_next_hops)))
-    return [nodes, frps, classes, intervals, summary]
+    return [*tables, summary]

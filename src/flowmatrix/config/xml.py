@@ -24,6 +24,10 @@ from lxml import etree
 from flowmatrix.config.model import (
     DEFAULT_READOUT_SECONDS,
     WEEKDAYS,
+    AlarmOp,
+    AlarmRule,
+    AlarmStatistic,
+    AlarmTarget,
     Exporter,
     ExternalNextHop,
     Frp,
@@ -212,6 +216,7 @@ class _Reader:
             ),
             classes=tuple(self.service_class(e) for e in root.iterfind("serviceClasses/class")),
             intervals=tuple(self.interval(e) for e in root.iterfind("intervals/interval")),
+            alarms=tuple(self.alarm(e) for e in root.iterfind("alarms/rule")),
             for_frp=root.get("forFrp"),
             source=self.source(root),
         )
@@ -298,6 +303,29 @@ class _Reader:
                 )
                 for s in el.iterfind("slot")
             ),
+            description=el.get("description", ""),
+            source=self.source(el),
+        )
+
+    def alarm(self, el: etree._Element) -> AlarmRule:
+        # the XSD allows only the listed targets, statistics and operators
+        target: AlarmTarget = el.get("target", "element")
+        statistic: AlarmStatistic = el.get("statistic", "bytes")
+        op: AlarmOp = el.get("op", "above")
+        return AlarmRule(
+            id=el.get("id", ""),
+            target=target,
+            statistic=statistic,
+            threshold=self.value(el, "threshold", float) or 0.0,
+            op=op,
+            hold_down=self.value(el, "holdDown", parse_duration) or dt.timedelta(0),
+            interval=el.get("interval"),
+            ingress=el.get("ingress"),
+            egress=el.get("egress"),
+            src=el.get("src"),
+            dst=el.get("dst"),
+            service_class=el.get("class"),
+            webhook=el.get("webhook"),
             description=el.get("description", ""),
             source=self.source(el),
         )
@@ -464,6 +492,27 @@ def config_to_bytes(config: NetworkConfig) -> bytes:
                     ),
                 )
                 _set(s, "duration", format_duration(slot.duration))
+    if (sec := _section(root, "alarms", config.alarms)) is not None:
+        for rule in config.alarms:
+            el = etree.SubElement(sec, "rule")
+            attrs: tuple[tuple[str, object], ...] = (
+                ("id", rule.id),
+                ("target", rule.target),
+                ("statistic", rule.statistic),
+                ("op", rule.op if rule.op != "above" else None),
+                ("threshold", float(rule.threshold)),
+                ("holdDown", format_duration(rule.hold_down) if rule.hold_down else None),
+                ("interval", rule.interval),
+                ("ingress", rule.ingress),
+                ("egress", rule.egress),
+                ("src", rule.src),
+                ("dst", rule.dst),
+                ("class", rule.service_class),
+                ("webhook", rule.webhook),
+                ("description", rule.description),
+            )
+            for key, setting in attrs:
+                _set(el, key, setting)
     etree.indent(root, space="  ")
     data: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return data

@@ -7,9 +7,13 @@ finds the busy hour per network and per service node in the interval's time
 zone, DST included; :mod:`~flowmatrix.stats.sampling` turns renormalized
 estimates and their variances into 95 % intervals;
 :mod:`~flowmatrix.stats.forecast` fits Holt–Winters per series, backtests it
-against the seasonal naive baseline and says when a load crosses a threshold.
+against the seasonal naive baseline and says when a load crosses a threshold;
+:mod:`~flowmatrix.stats.alarms` turns per-period values into threshold alarms
+raised and cleared with hold-down, and :mod:`~flowmatrix.stats.webhook` posts
+each transition to the rule's webhook.
 """
 
+from flowmatrix.stats.alarms import ActiveAlarm, AlarmEngine, AlarmEvent
 from flowmatrix.stats.busy import BusyHour, busy_hour, busy_hours, hourly, node_volumes
 from flowmatrix.stats.forecast import Backtest, backtest, crossing_time, forecast
 from flowmatrix.stats.running import (
@@ -22,8 +26,12 @@ from flowmatrix.stats.running import (
     rollup,
 )
 from flowmatrix.stats.sampling import Bounds, element_bounds, gamma_bounds, normal_bounds
+from flowmatrix.stats.webhook import WebhookSender, webhook_body
 
 __all__ = [
+    "ActiveAlarm",
+    "AlarmEngine",
+    "AlarmEvent",
     "Backtest",
     "Bounds",
     "BusyHour",
@@ -31,6 +39,7 @@ __all__ = [
     "ElementStats",
     "Rollup",
     "RunningStats",
+    "WebhookSender",
     "backtest",
     "bucket_starts",
     "busy_hour",
@@ -44,4 +53,5 @@ __all__ = [
     "node_volumes",
     "normal_bounds",
     "rollup",
+    "webhook_body",
 ]
