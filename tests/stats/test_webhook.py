@@ -1,4 +1,5 @@
 import datetime as dt
+import hashlib
 import itertools
 import json
 import socket
@@ -90,7 +91,8 @@ def test_one_post_per_transition_raise_then_clear(receiver):
     path, headers, raised = receiver.posts[0]
     assert path == "/hooks/alarms"
     assert headers["Content-Type"] == "application/json"
-    assert headers["Idempotency-Key"] == f"{rule.id}/always/par--lon/raised/{15 * MINUTE}"
+    what = f"{rule.id}/always/par--lon/raised/{15 * MINUTE}"
+    assert headers["Idempotency-Key"] == hashlib.sha256(what.encode()).hexdigest()
     assert raised == {
         "rule": rule.id,
         "interval": "always",
@@ -164,3 +166,14 @@ def test_webhook_body_adds_the_rule_to_the_event():
     assert body["op"] == "below"
     assert body["description"] == "quiet"
     assert body["state"] == "cleared"
+
+
+def test_names_outside_ascii_are_delivered(receiver):
+    rule = hooked(receiver.url, hold_minutes=0)
+    engine = AlarmEngine([rule])
+    sender = sender_for(rule)
+    try:
+        sender.send(engine.observe(rule.id, "always", 5 * MINUTE, ["zürich→genève"], [0.95]))
+    finally:
+        sender.stop()
+    assert [body["key"] for _, _, body in receiver.posts] == ["zürich→genève"]

@@ -11,13 +11,14 @@ raised into the caller.
 
 The body is the event (:meth:`~flowmatrix.stats.alarms.AlarmEvent.to_json`)
 plus the rule's ``target``, ``statistic``, ``op`` and ``description``; the
-``Idempotency-Key`` header (rule, interval, key, state, period end) is the same
+``Idempotency-Key`` header (SHA-256 of rule, interval, key, state, period end) is the same
 on every try, so a receiver that answered but whose answer was lost can drop
 the repeat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -145,9 +146,10 @@ class WebhookSender:
         if rule is None or rule.webhook is None or self._client is None:
             return False
         body = webhook_body(event, rule)
+        what = f"{event.rule}/{event.interval}/{event.key}/{event.state}/{event.at_ms}"
         headers = {
-            "Idempotency-Key": f"{event.rule}/{event.interval}/{event.key}/{event.state}/"
-            f"{event.at_ms}",
+            # hashed: names may hold any character, header values must be ASCII
+            "Idempotency-Key": hashlib.sha256(what.encode()).hexdigest(),
             "User-Agent": "flowmatrix-alarms",
         }
         reason = ""
