@@ -387,6 +387,22 @@ class Store:
         for upload in uploads:
             yield self.rows(upload.id)
 
+    # --- key/value ---------------------------------------------------------------------------
+
+    def put_meta(self, key: str, value: str) -> None:
+        """Set ``key`` of the ``meta`` table to ``value`` (e.g. a component's JSON state)."""
+        if key == "schema_version":
+            msg = "the schema version is the store's own"
+            raise StoreError(msg)
+        with self._lock:
+            self._db().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def get_meta(self, key: str) -> str | None:
+        """The value of ``key`` in the ``meta`` table, or None when it was never set."""
+        with self._lock:
+            row = _first(self._db().execute("SELECT value FROM meta WHERE key = ?", [key]))
+        return None if row is None else str(row[0])
+
     def counts(self) -> dict[str, int]:
         """Rows in each table (for logs and health)."""
         with self._lock:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any, Literal
@@ -70,6 +71,7 @@ from flowmatrix.matrix.total import (
     total_matrix,
 )
 from flowmatrix.mg.auth import Forbidden, for_frp, operator, reader_of
+from flowmatrix.mg.stats import STATS_COLUMNS, MgStats
 from flowmatrix.routing.resolve import Compiled
 
 __all__ = ["API_PREFIX", "MAX_MS", "BodyTooLarge", "MgState", "UnsupportedMediaType", "create_app"]
@@ -117,6 +119,8 @@ class MgState:
     views: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     #: routing tables of every PE (centralized mode: the MG resolves ingress records)
     routing: Compiled | None = None
+    #: per-interval element statistics and busy hour, fed by stored uploads
+    stats: MgStats | None = None
     _plan: IngressPlan | None = None
 
     @property
@@ -204,6 +208,7 @@ config_router = APIRouter(tags=["configuration"])
 partials_router = APIRouter(tags=["partials"])
 ingress_router = APIRouter(tags=["centralized mode"])
 matrix_router = APIRouter(tags=["matrix"])
+stats_router = APIRouter(tags=["statistics"])
 
 
 @meta_router.get("/health")
@@ -297,6 +302,8 @@ def check_and_store(
     result = state.store.put_partial(table, meta, content_digest=content)
     if result.status == "stored":
         mg_periods_incomplete.set(state.store.count_incomplete(expected_frps(state.config)))
+        if state.stats is not None:
+            state.stats.observe(interval, period_start_ms)
     return {"status": result.status, "version": result.version, "digest": result.digest}
 
 
@@ -491,14 +498,8 @@ def matrix(
     complete = all(p.status == "complete" for p in statuses)
     status = "complete" if complete else "incomplete"
     headers = {"X-Flowmatrix-Status": status}
-    if format == "csv":
-        sink = io.BytesIO()
-        pacsv.write_csv(table, sink)
-        return Response(sink.getvalue(), media_type=_FORMATS["csv"], headers=headers)
-    if format == "parquet":
-        sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
-        return Response(sink.getvalue(), media_type=_FORMATS["parquet"], headers=headers)
+    if format != "json":
+        return _table_response(table, format, headers)
     body = {
         "interval": interval,
         "granularity": granularity,
@@ -511,6 +512,104 @@ def matrix(
         "rows": [list(r.values()) for r in _finite(table).to_pylist()],
     }
     return JSONResponse(body, headers=headers)
+
+
+def _table_response(
+    table: pa.Table, format: Literal["csv", "parquet"], headers: dict[str, str] | None = None
+) -> Response:
+    sink = io.BytesIO()
+    if format == "csv":
+        pacsv.write_csv(table, sink)
+    else:
+        pq.write_table(table, sink, compression="zstd")
+    return Response(sink.getvalue(), media_type=_FORMATS[format], headers=headers)
+
+
+def _stats_of(state: MgState) -> MgStats:
+    if state.stats is None:
+        msg = "this MG keeps no statistics"
+        raise LookupError(msg)
+    return state.stats
+
+
+@stats_router.get(
+    "/stats",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Per element and class: mean, std, peak and p95 over the periods.",
+            "content": {media: {} for media in _FORMATS.values()},
+        }
+    },
+)
+def element_stats(
+    state: State,
+    _: Annotated[Principal, Depends(operator)],
+    interval: Annotated[str, Query(min_length=1, max_length=200)],
+    class_: Annotated[str | None, Query(alias="class", max_length=200)] = None,
+    format: Literal["json", "csv", "parquet"] = "json",
+) -> Response:
+    """Statistics of every PE-to-PE element of an interval over its stored read-out periods."""
+    state.check_interval(interval)
+    rows = _stats_of(state).rows(interval, class_)
+    if format != "json":
+        types = [pa.string()] * 3 + [pa.int64()] + [pa.float64()] * (len(STATS_COLUMNS) - 4)
+        schema = pa.schema(list(zip(STATS_COLUMNS, types, strict=True)))
+        return _table_response(pa.Table.from_pylist(rows, schema=schema), format)
+    return JSONResponse(
+        {
+            "interval": interval,
+            "class": class_,
+            "periods": rows[0]["periods"] if rows else 0,
+            "columns": list(STATS_COLUMNS),
+            "rows": [[_json_float(r[c]) for c in STATS_COLUMNS] for r in rows],
+        }
+    )
+
+
+def _json_float(value: Any) -> Any:
+    """Non-finite floats as null: JSON has no inf or nan."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@stats_router.get("/busy-hour")
+def network_busy_hour(
+    state: State,
+    _: Annotated[Principal, Depends(operator)],
+    interval: Annotated[str, Query(min_length=1, max_length=200)],
+) -> dict[str, Any]:
+    """The network busy hour of an interval: the local clock hour with the most bytes."""
+    state.check_interval(interval)
+    mg_stats = _stats_of(state)
+    spec = next(i for i in state.config.intervals if i.id == interval)
+    hour = mg_stats.busy(interval)
+    return {
+        "interval": interval,
+        "timezone": spec.timezone,
+        "periods": len(mg_stats.volumes(interval)),
+        "busy_hour": None
+        if hour is None
+        else {
+            "start_ms": hour.start_ms,
+            "end_ms": hour.end_ms,
+            "local_start": hour.local_start.isoformat(),
+            "volume_bytes": hour.volume,
+            "periods": hour.periods,
+            "expected_periods": hour.expected_periods,
+            "complete": hour.complete,
+        },
+    }
+
+
+@stats_router.get("/alarms")
+def alarms(
+    state: State,
+    _: Annotated[Principal, Depends(operator)],
+) -> list[dict[str, Any]]:
+    """The threshold alarms raised now, oldest first."""
+    return [asdict(a) for a in _stats_of(state).active_alarms()]
 
 
 def _finite(table: pa.Table) -> pa.Table:
@@ -532,6 +631,7 @@ def create_app(
     *,
     max_body: int = MAX_BODY,
     routing: Compiled | None = None,
+    stats: MgStats | None = None,
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The MG's FastAPI application over a started store.
@@ -547,6 +647,10 @@ def create_app(
     routing
         Every PE's compiled routing tables: needed to accept ingress records
         (centralized mode), which the MG then resolves itself.
+    stats
+        A started :class:`~flowmatrix.mg.stats.MgStats` over the same store
+        (:class:`~flowmatrix.mg.service.MgService` makes one); without it, one
+        is made and started here (it rebuilds from the store's periods).
     routers
         Further routers mounted under ``/api/v1`` (e.g. centralized-mode ingress).
 
@@ -566,8 +670,20 @@ def create_app(
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
     )
-    app.state.mg = MgState(config=config, store=store, max_body=max_body, routing=routing)
-    builtin = (meta_router, config_router, partials_router, ingress_router, matrix_router)
+    if stats is None:
+        stats = MgStats(config, store)
+        stats.start()
+    app.state.mg = MgState(
+        config=config, store=store, max_body=max_body, routing=routing, stats=stats
+    )
+    builtin = (
+        meta_router,
+        config_router,
+        partials_router,
+        ingress_router,
+        matrix_router,
+        stats_router,
+    )
     for router in (*builtin, *routers):
         app.include_router(router, prefix=API_PREFIX)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)

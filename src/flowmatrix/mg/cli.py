@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["mg_app", "parse_period", "tm_app"]
+__all__ = ["mg_app", "parse_period", "render_stats", "tm_app"]
 
 mg_app = typer.Typer(
     help="Run the matrix generator (MG) and manage its tokens.", no_args_is_help=True
@@ -175,6 +176,7 @@ def _fetch(
     mg: str,
     token_file: Path,
     params: dict[str, Any],
+    path: str = "matrix",
 ) -> tuple[bytes, dict[str, str]]:
     import httpx
 
@@ -183,7 +185,7 @@ def _fetch(
     except OSError as exc:
         err.print(f"error: cannot read token file {token_file}: {exc.strerror}", markup=False)
         raise typer.Exit(2) from None
-    url = mg.rstrip("/") + "/api/v1/matrix"
+    url = mg.rstrip("/") + f"/api/v1/{path}"
     query = {k: v for k, v in params.items() if v is not None}
     try:
         response = httpx.get(
@@ -313,3 +315,104 @@ def tm_export(
     output.write_bytes(content)
     status = headers.get("x-flowmatrix-status", "unknown")
     err.print(f"wrote {output} ({len(content):,} octets), status {status}", markup=False)
+
+
+@tm_app.command("stats")
+def tm_stats(
+    mg: MgUrl,
+    token_file: TokenFile,
+    interval: IntervalOpt = "always",
+    class_: Annotated[
+        str | None, typer.Option("--class", help="One class to keep; default: every class.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the MG's JSON answers (stats, busy hour).")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="Rows shown, largest mean first.")
+    ] = 20,
+) -> None:
+    """Show per-element statistics over an interval's periods, and the network busy hour."""
+    content, _ = _fetch(mg, token_file, {"interval": interval, "class": class_}, "stats")
+    body = json.loads(content)
+    busy, _ = _fetch(mg, token_file, {"interval": interval}, "busy-hour")
+    hour = json.loads(busy)
+    if as_json:
+        sys.stdout.write(json.dumps({"stats": body, "busy_hour": hour}, indent=1) + "\n")
+        return
+    render_stats(body, hour, limit=limit)
+
+
+def render_stats(body: dict[str, Any], hour: dict[str, Any], *, limit: int = 20) -> None:
+    """The /stats answer → a table, largest mean first; the /busy-hour answer under it."""
+    columns: list[str] = body["columns"]
+    rows = [dict(zip(columns, r, strict=True)) for r in body["rows"]]
+    rows.sort(key=lambda r: -(r["mean_bytes"] or 0.0))
+    table = Table(
+        title=f"statistics, interval {body['interval']}, {body['periods']} period(s)",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for c in ("ingress", "egress", "class"):
+        # the keys are never cut: the figures' columns give way
+        width = max([len(c), *(len(str(r[c])) for r in rows[:limit])])
+        table.add_column(c, no_wrap=True, min_width=width)
+    values = (
+        "mean_bytes",
+        "std_bytes",
+        "peak_bytes",
+        "p95_bytes",
+        "mean_packets",
+        "peak_packets",
+        "p95_packets",
+    )
+    for c in values:
+        header = c.replace("_bytes", "\nbytes").replace("_packets", "\npkts")
+        table.add_column(header, justify="right", no_wrap=True)
+    for row in rows[:limit]:
+        table.add_row(row["ingress"], row["egress"], row["class"], *(_si(row[c]) for c in values))
+    out.print(table)
+    out.print(f"{len(rows)} rows ({min(limit, len(rows))} shown)", markup=False, highlight=False)
+    busiest = hour.get("busy_hour")
+    if busiest is None:
+        out.print("busy hour: -", markup=False, highlight=False)
+        return
+    state = "complete" if busiest["complete"] else "incomplete"
+    out.print(
+        f"busy hour: {busiest['local_start']} ({_iso(busiest['start_ms'])}, {hour['timezone']}), "
+        f"{_si(busiest['volume_bytes'])} bytes, {busiest['periods']}/"
+        f"{busiest['expected_periods']} periods, {state}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@tm_app.command("alarms")
+def tm_alarms(
+    mg: MgUrl,
+    token_file: TokenFile,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the MG's JSON answer.")] = False,
+) -> None:
+    """Show the threshold alarms raised now, oldest first."""
+    content, _ = _fetch(mg, token_file, {}, "alarms")
+    active: list[dict[str, Any]] = json.loads(content)
+    if as_json:
+        sys.stdout.write(json.dumps(active, indent=1) + "\n")
+        return
+    table = Table(title="active alarms", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for c in ("rule", "interval", "key", "since"):
+        table.add_column(c, no_wrap=True)
+    for c in ("value", "threshold"):
+        table.add_column(c, justify="right", no_wrap=True)
+    for a in active:
+        table.add_row(
+            a["rule"],
+            a["interval"],
+            a["key"],
+            _iso(a["since_ms"]),
+            _si(a["value"]),
+            _si(a["threshold"]),
+        )
+    out.print(table)
+    out.print(f"{len(active)} alarm(s) raised", markup=False, highlight=False)

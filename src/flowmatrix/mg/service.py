@@ -1,4 +1,4 @@
-"""The MG component wired by hand: configuration, store, tokens, HTTP server.
+"""The MG component wired by hand: configuration, store, tokens, statistics, HTTP server.
 
 :class:`MgService` builds them in order and stops them in reverse; ``serve``
 runs one in the foreground until SIGINT/SIGTERM (what ``flowmatrix mg
@@ -22,6 +22,7 @@ from flowmatrix.errors import ConfigError, ConfigProblem
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg.app import create_app
 from flowmatrix.mg.auth import issue_tokens
+from flowmatrix.mg.stats import MgStats
 from flowmatrix.routing.native import read_native
 from flowmatrix.routing.resolve import compile_state
 
@@ -46,11 +47,12 @@ def load_mg_config(path: Path) -> NetworkConfig:
 
 
 class MgService:
-    """The MG: configuration, store and HTTP server, started in order, stopped in reverse.
+    """The MG: configuration, store, statistics and HTTP server; started in order, stopped reversed.
 
     ``__init__`` only records its arguments; ``start()`` loads the
     configuration, opens the store, issues missing tokens (when
-    ``issue_tokens`` names a directory) and starts uvicorn in a thread;
+    ``issue_tokens`` names a directory), rebuilds the statistics from the
+    stored periods and starts uvicorn in a thread;
     ``stop()`` undoes it. ``port=0`` picks a free port (see ``port`` after start).
     """
 
@@ -74,6 +76,7 @@ class MgService:
         self.log_level = log_level
         self.config: NetworkConfig | None = None
         self.store: Store | None = None
+        self.stats: MgStats | None = None
         self.server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._stack = ExitStack()
@@ -91,7 +94,10 @@ class MgService:
             # centralized mode: every PE's tables, so the MG can resolve ingress records
             compiled = compile_state(read_native(self.routing, self.config))
             log.info("component=mg routing=%s versions=%d", self.routing, len(compiled.versions))
-        app = create_app(self.config, self.store, routing=compiled)
+        self.stats = MgStats(self.config, self.store)
+        self.stats.start()
+        self._stack.callback(self.stats.stop)
+        app = create_app(self.config, self.store, routing=compiled, stats=self.stats)
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
