@@ -50,10 +50,11 @@ QUEUE_LIMIT = 2 << 20
 ROUNDS = 3
 TICK = os.sysconf("SC_CLK_TCK")
 
-NFACCTD_CONFIG = """\
+#: nfacctd aggregating by ``{aggregate}`` into a CSV at exit (``{out}``, ``{port}`` left to fill)
+NFACCTD_TEMPLATE = """\
 daemonize: false
 plugins: print[p]
-aggregate[p]: src_host, dst_host, tos
+aggregate[p]: {aggregate}
 print_output[p]: csv
 print_output_file[p]: {out}
 print_refresh_time[p]: 3600
@@ -63,6 +64,7 @@ nfacctd_ip: 127.0.0.1
 nfacctd_port: {port}
 nfacctd_pipe_size: 134217728
 """
+NFACCTD_CONFIG = NFACCTD_TEMPLATE.replace("{aggregate}", "src_host, dst_host, tos")
 
 
 #: filler records' addresses: excluded from nfacctd's totals (see :func:`filler`)

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from bench_flows_nfacctd import (
+    NFACCTD_TEMPLATE,
     _group_cpu,
     _settled,
     nfacctd_rows,
@@ -91,19 +92,7 @@ V4 = [
 ]
 V6 = [(27, 16), (28, 16), *V4[2:]]
 
-NFACCTD_CONFIG = """\
-daemonize: false
-plugins: print[p]
-aggregate[p]: peer_src_ip, peer_dst_ip, tos
-print_output[p]: csv
-print_output_file[p]: {out}
-print_refresh_time[p]: 3600
-plugin_pipe_size[p]: 268435456
-plugin_buffer_size[p]: 65536
-nfacctd_ip: 127.0.0.1
-nfacctd_port: {port}
-nfacctd_pipe_size: 134217728
-"""
+NFACCTD_CONFIG = NFACCTD_TEMPLATE.replace("{aggregate}", "peer_src_ip, peer_dst_ip, tos")
 
 
 def _records(flows: dict[str, np.ndarray], v6: bool, export_ms: int) -> bytes:
