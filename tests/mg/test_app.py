@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -12,7 +11,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from fastapi import FastAPI
 
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import config_from_bytes, load_config
@@ -29,36 +27,16 @@ from flowmatrix.matrix.store import Store
 from flowmatrix.mg.app import create_app
 from flowmatrix.mg.auth import issue_tokens, read_token
 from flowmatrix.mg.service import config_files, load_mg_config
+from flowmatrix.mg.testing import AsgiClient
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # a period start, unix ms
 P1 = P0 + 300_000
 
 
-class Client:
-    """A synchronous client of an ASGI app (starlette's TestClient warns with httpx 0.28)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mg") as client:
-                return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-
-        return asyncio.run(go())
-
-    def get(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def put(self, url: str, **kwargs: object) -> httpx.Response:
-        return self.request("PUT", url, **kwargs)
-
-
 @dataclass
 class Mg:
-    client: Client
+    client: AsgiClient
     store: Store
     tokens: dict[str, str]
 
@@ -88,7 +66,7 @@ def mg(config: NetworkConfig, tmp_path: Path) -> Iterator[Mg]:
     with Store(":memory:") as store:
         issue_tokens(store, config, tmp_path)
         tokens = {p.stem: read_token(p) for p in tmp_path.glob("*.token")}
-        yield Mg(Client(create_app(config, store, max_body=1_000_000)), store, tokens)
+        yield Mg(AsgiClient(create_app(config, store, max_body=1_000_000)), store, tokens)
 
 
 def rows(*items: tuple[str, str, str, str, float, float]) -> pa.Table:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import io
@@ -18,7 +17,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from flowmatrix.config.model import AlarmRule, NetworkConfig
@@ -30,25 +28,11 @@ from flowmatrix.mg.auth import issue_tokens, read_token
 from flowmatrix.mg.cli import render_stats, tm_app
 from flowmatrix.mg.service import MgService
 from flowmatrix.mg.stats import MgStats
+from flowmatrix.mg.testing import AsgiClient
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, on the hour
 STEP = 300_000
-
-
-class Client:
-    """A synchronous client of an ASGI app (starlette's TestClient warns with httpx 0.28)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-
-    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        async def go() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://mg") as client:
-                return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-
-        return asyncio.run(go())
 
 
 def partial(*items: tuple[str, str, str, float, float]) -> pa.Table:
@@ -63,7 +47,7 @@ def partial(*items: tuple[str, str, str, float, float]) -> pa.Table:
 
 @dataclass
 class Mg:
-    client: Client
+    client: AsgiClient
     store: Store
     tokens: dict[str, str]
 
@@ -113,7 +97,7 @@ def open_mg(
 ) -> Mg:
     issue_tokens(store, config, tokens_dir)
     tokens = {p.stem: read_token(p) for p in tokens_dir.glob("*.token")}
-    return Mg(Client(create_app(config, store, stats=stats)), store, tokens)
+    return Mg(AsgiClient(create_app(config, store, stats=stats)), store, tokens)
 
 
 @pytest.fixture
@@ -237,6 +221,7 @@ def test_stats_and_busy_hour_are_empty_before_any_upload_and_404_for_unknown_int
         "timezone": "UTC",
         "periods": 0,
         "busy_hour": None,
+        "nodes": {"LON": None, "PAR": None},
     }
     for path in ("/stats", "/busy-hour"):
         r = mg.get(path, interval="nope")

@@ -6,6 +6,7 @@ handler maps the error tree to status codes:
 
 ====================================  ======
 UploadError (malformed body, mismatch)  400
+ForecastError (history too short)       400
 AuthError / auth.Forbidden              401 / 403
 LookupError (unknown FRP, interval)     404
 BodyTooLarge                            413
@@ -71,8 +72,9 @@ from flowmatrix.matrix.total import (
     total_matrix,
 )
 from flowmatrix.mg.auth import Forbidden, for_frp, operator, reader_of
-from flowmatrix.mg.stats import STATS_COLUMNS, MgStats
+from flowmatrix.mg.stats import STATS_COLUMNS, ForecastError, MgStats, element_forecast
 from flowmatrix.routing.resolve import Compiled
+from flowmatrix.stats.busy import BusyHour
 
 __all__ = ["API_PREFIX", "MAX_MS", "BodyTooLarge", "MgState", "UnsupportedMediaType", "create_app"]
 
@@ -174,7 +176,7 @@ def _status_of(exc: Exception) -> int:
         return 413
     if isinstance(exc, UnsupportedMediaType):
         return 415
-    if isinstance(exc, UploadError):
+    if isinstance(exc, UploadError | ForecastError):
         return 400
     if isinstance(exc, Forbidden):
         return 403
@@ -584,23 +586,68 @@ def network_busy_hour(
     state.check_interval(interval)
     mg_stats = _stats_of(state)
     spec = next(i for i in state.config.intervals if i.id == interval)
-    hour = mg_stats.busy(interval)
     return {
         "interval": interval,
         "timezone": spec.timezone,
         "periods": len(mg_stats.volumes(interval)),
-        "busy_hour": None
-        if hour is None
-        else {
-            "start_ms": hour.start_ms,
-            "end_ms": hour.end_ms,
-            "local_start": hour.local_start.isoformat(),
-            "volume_bytes": hour.volume,
-            "periods": hour.periods,
-            "expected_periods": hour.expected_periods,
-            "complete": hour.complete,
-        },
+        "busy_hour": _hour_json(mg_stats.busy(interval)),
+        "nodes": {node: _hour_json(h) for node, h in mg_stats.node_busy(interval).items()},
     }
+
+
+def _hour_json(hour: BusyHour | None) -> dict[str, Any] | None:
+    if hour is None:
+        return None
+    return {
+        "start_ms": hour.start_ms,
+        "end_ms": hour.end_ms,
+        "local_start": hour.local_start.isoformat(),
+        "volume_bytes": hour.volume,
+        "periods": hour.periods,
+        "expected_periods": hour.expected_periods,
+        "complete": hour.complete,
+    }
+
+
+Name = Annotated[str, Query(min_length=1, max_length=200)]
+
+
+@stats_router.get("/forecast")
+def element_forecast_route(
+    state: State,
+    _: Annotated[Principal, Depends(operator)],
+    interval: Name,
+    ingress: Name,
+    egress: Name,
+    class_: Annotated[str | None, Query(alias="class", min_length=1, max_length=200)] = None,
+    horizon: Annotated[int, Query(ge=1, le=10_000)] = 12,
+    season: Annotated[int | None, Query(ge=2, le=100_000)] = None,
+    capacity_bps: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
+    threshold: Annotated[float | None, Query(gt=0, le=10, allow_inf_nan=False)] = None,
+) -> JSONResponse:
+    """Holt–Winters forecast of one element's bytes per period (classes summed without
+    ``class``), its backtest against the seasonal naive baseline, and when it crosses
+    ``threshold × capacity_bps``."""
+    state.check_interval(interval)
+    if (capacity_bps is None) != (threshold is None):
+        return _error(422, "query: give capacity_bps and threshold together")
+    spec = next(i for i in state.config.intervals if i.id == interval)
+    starts, values = _stats_of(state).element_history(interval, ingress, egress, class_)
+    body = element_forecast(
+        starts,
+        values,
+        readout_seconds=spec.readout_seconds,
+        horizon=horizon,
+        season=season,
+        capacity_bps=capacity_bps,
+        threshold=threshold,
+    )
+    if body["backtest"] is not None:
+        body["backtest"] = {k: _json_float(v) for k, v in body["backtest"].items()}
+    for row in body["forecast"]:
+        row["bytes"], row["bps"] = _json_float(row["bytes"]), _json_float(row["bps"])
+    element = {"ingress": ingress, "egress": egress, "class": class_}
+    return JSONResponse({"interval": interval, "element": element, **body})
 
 
 @stats_router.get("/alarms")

@@ -18,7 +18,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["mg_app", "parse_period", "render_stats", "tm_app"]
+__all__ = ["mg_app", "parse_period", "render_forecast", "render_stats", "tm_app"]
 
 mg_app = typer.Typer(
     help="Run the matrix generator (MG) and manage its tokens.", no_args_is_help=True
@@ -374,18 +374,105 @@ def render_stats(body: dict[str, Any], hour: dict[str, Any], *, limit: int = 20)
         table.add_row(row["ingress"], row["egress"], row["class"], *(_si(row[c]) for c in values))
     out.print(table)
     out.print(f"{len(rows)} rows ({min(limit, len(rows))} shown)", markup=False, highlight=False)
-    busiest = hour.get("busy_hour")
+    out.print(_hour_line("busy hour", hour.get("busy_hour"), hour), markup=False, highlight=False)
+    for node, busiest in sorted((hour.get("nodes") or {}).items()):
+        out.print(_hour_line(f"  node {node}", busiest, hour), markup=False, highlight=False)
+
+
+def _hour_line(label: str, busiest: dict[str, Any] | None, hour: dict[str, Any]) -> str:
+    """One busy hour of the /busy-hour answer → one line."""
     if busiest is None:
-        out.print("busy hour: -", markup=False, highlight=False)
-        return
+        return f"{label}: -"
     state = "complete" if busiest["complete"] else "incomplete"
-    out.print(
-        f"busy hour: {busiest['local_start']} ({_iso(busiest['start_ms'])}, {hour['timezone']}), "
+    return (
+        f"{label}: {busiest['local_start']} ({_iso(busiest['start_ms'])}, {hour['timezone']}), "
         f"{_si(busiest['volume_bytes'])} bytes, {busiest['periods']}/"
-        f"{busiest['expected_periods']} periods, {state}",
-        markup=False,
-        highlight=False,
+        f"{busiest['expected_periods']} periods, {state}"
     )
+
+
+@tm_app.command("forecast")
+def tm_forecast(
+    mg: MgUrl,
+    token_file: TokenFile,
+    ingress: Annotated[str, typer.Option("--ingress", help="Ingress PE of the element.")],
+    egress: Annotated[str, typer.Option("--egress", help="Egress PE of the element.")],
+    interval: IntervalOpt = "always",
+    class_: Annotated[
+        str | None, typer.Option("--class", help="One class; default: the classes summed.")
+    ] = None,
+    horizon: Annotated[
+        int, typer.Option("--horizon", min=1, help="Read-out periods to forecast.")
+    ] = 12,
+    season: Annotated[
+        int | None,
+        typer.Option("--season", min=2, help="Season in periods; default: a day if 2 days known."),
+    ] = None,
+    capacity_bps: Annotated[
+        float | None, typer.Option("--capacity-bps", help="Capacity to check, bit/s.")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Share of --capacity-bps that counts as crossed.")
+    ] = 0.8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the MG's JSON answer.")] = False,
+) -> None:
+    """Forecast one element's traffic (Holt–Winters) and when it crosses a share of a capacity."""
+    params: dict[str, Any] = {
+        "interval": interval,
+        "ingress": ingress,
+        "egress": egress,
+        "class": class_,
+        "horizon": horizon,
+        "season": season,
+        "capacity_bps": capacity_bps,
+        "threshold": threshold if capacity_bps is not None else None,
+    }
+    content, _ = _fetch(mg, token_file, params, "forecast")
+    body = json.loads(content)
+    if as_json:
+        sys.stdout.write(json.dumps(body, indent=1) + "\n")
+        return
+    render_forecast(body, capacity=capacity_bps is not None, threshold=threshold)
+
+
+def render_forecast(body: dict[str, Any], *, capacity: bool, threshold: float = 0.8) -> None:
+    """The /forecast answer → a table of the forecast periods, the backtest and the crossing."""
+    element = body["element"]
+    cls = element["class"] if element["class"] is not None else "all classes"
+    season = f"season {body['season']} periods" if body["season"] else "no season"
+    table = Table(
+        title=(
+            f"forecast {element['ingress']} > {element['egress']} ({cls}), interval "
+            f"{body['interval']}: {body['history_periods']} period(s) of history, {season}"
+        ),
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    table.add_column("period start", no_wrap=True)
+    table.add_column("bytes", justify="right", no_wrap=True)
+    table.add_column("bit/s", justify="right", no_wrap=True)
+    for row in body["forecast"]:
+        table.add_row(_iso(row["period_start_ms"]), _si(row["bytes"]), _si(row["bps"]))
+    out.print(table)
+    check = body["backtest"]
+    if check is None:
+        out.print("backtest: - (history too short)", markup=False, highlight=False)
+    else:
+        out.print(
+            f"backtest MAPE: model {_si(check['model_mape'])} %, "
+            f"seasonal naive {_si(check['naive_mape'])} %",
+            markup=False,
+            highlight=False,
+        )
+    if not capacity:
+        return
+    crossing = body["crossing_ms"]
+    share = f"{threshold * 100:g} % of capacity"
+    if crossing is None:
+        out.print(f"{share}: does not cross within the horizon", markup=False, highlight=False)
+    else:
+        out.print(f"{share}: crosses at {_iso(crossing)}", markup=False, highlight=False)
 
 
 @tm_app.command("alarms")

@@ -3,8 +3,12 @@
 :class:`MgStats` keeps, per measurement interval, one
 :class:`~flowmatrix.stats.running.RunningStats` for bytes and one for packets
 over the PE-to-PE elements (ingress, egress, class), coded through an
-:class:`~flowmatrix.stats.running.ElementIndex`, and the network volume
-(bytes) of every period for the busy hour.
+:class:`~flowmatrix.stats.running.ElementIndex`, the network volume
+(bytes) of every period for the busy hour, and the bytes per service node of
+every period (:func:`~flowmatrix.stats.busy.node_volumes`) for the per-node
+busy hours (:meth:`MgStats.node_busy`). :func:`element_forecast` turns one
+element's history (:meth:`MgStats.element_history`) into a Holt–Winters
+forecast, its backtest and the threshold crossing served by ``/forecast``.
 
 * ``observe(interval, period_start_ms)`` is called by the upload route, in
   the request's worker thread, after a partial was *stored* (a first version
@@ -44,27 +48,43 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from flowmatrix.config.model import Interval, NetworkConfig
+from flowmatrix.errors import FlowmatrixError
 from flowmatrix.matrix.store import Store, Upload
 from flowmatrix.matrix.total import total_matrix
 from flowmatrix.stats.alarms import ActiveAlarm, AlarmEngine, AlarmEvent, element_mask
-from flowmatrix.stats.busy import BusyHour, busy_hour
+from flowmatrix.stats.busy import BusyHour, busy_hour, busy_hours, node_volumes
+from flowmatrix.stats.forecast import backtest, crossing_time, forecast
 from flowmatrix.stats.running import ElementIndex, RunningStats, dense
 from flowmatrix.stats.webhook import WebhookSender
 
-__all__ = ["ALARM_STATE_KEY", "STATS_COLUMNS", "MgStats"]
+__all__ = [
+    "ALARM_STATE_KEY",
+    "MIN_FORECAST_PERIODS",
+    "STATS_COLUMNS",
+    "ForecastError",
+    "MgStats",
+    "element_forecast",
+]
 
 log = logging.getLogger("flowmatrix.mg.stats")
 
+F64 = npt.NDArray[np.float64]
 _HOUR_S: Final = 3600
 #: key of the alarm engine's JSON state in the store's ``meta`` table
 ALARM_STATE_KEY: Final = "alarm_state"
+
+#: shortest history an element forecast accepts, periods
+MIN_FORECAST_PERIODS: Final = 4
+_DAY_S: Final = 86_400
 
 #: columns of :meth:`MgStats.rows`, in order
 STATS_COLUMNS: Final = (
@@ -94,13 +114,23 @@ class _IntervalStats:
     packets: RunningStats = field(default_factory=RunningStats)
     #: period start (UTC ms) → network volume of the period, bytes; its keys are the counted periods
     volume: dict[int, float] = field(default_factory=dict)
+    #: period start (UTC ms) → bytes per service node (``MgStats.nodes`` order)
+    node_volume: dict[int, F64] = field(default_factory=dict)
+    #: service-node code of each key id's ingress and egress PE (-1: none)
+    ingress_node: list[int] = field(default_factory=list)
+    egress_node: list[int] = field(default_factory=list)
 
-    def key_ids(self, keys: list[tuple[str, str, str]]) -> list[int]:
+    def key_ids(
+        self, keys: list[tuple[str, str, str]], node_of: dict[str, int] | None = None
+    ) -> list[int]:
+        nodes = node_of or {}
         out = []
         for key in keys:  # per element of one period's total
             if key not in self.ids:
                 self.ids[key] = len(self.keys)
                 self.keys.append(key)
+                self.ingress_node.append(nodes.get(key[0], -1))
+                self.egress_node.append(nodes.get(key[1], -1))
             out.append(self.ids[key])
         return out
 
@@ -112,6 +142,12 @@ class MgStats:
         self.config = config
         self.store = store
         self._intervals: dict[str, Interval] = {i.id: i for i in config.intervals}
+        #: service node names, sorted; a node's code is its position
+        self.nodes: tuple[str, ...] = tuple(
+            sorted({n.name for n in config.service_nodes} | {p.service_node for p in config.pes})
+        )
+        code = {name: i for i, name in enumerate(self.nodes)}
+        self._node_of: dict[str, int] = {p.name: code[p.service_node] for p in config.pes}
         self._stats: dict[str, _IntervalStats] = {}
         self._lock = threading.Lock()
         self.alarms = AlarmEngine(config.alarms)
@@ -174,7 +210,7 @@ class MgStats:
                 strict=True,
             )
         )
-        codes = state.index.codes(np.array(state.key_ids(keys), dtype=np.int64))
+        codes = state.index.codes(np.array(state.key_ids(keys, self._node_of), dtype=np.int64))
         size = len(state.index)
         bytes_ = dense(codes, total["bytes"].to_numpy(), size)
         packets = dense(codes, total["packets"].to_numpy(), size)
@@ -193,6 +229,13 @@ class MgStats:
             state.bytes.update(bytes_, period_start_ms)
             state.packets.update(packets, period_start_ms)
         state.volume[period_start_ms] = float(bytes_.sum())
+        key_ids = state.index.keys
+        state.node_volume[period_start_ms] = node_volumes(
+            bytes_,
+            np.asarray(state.ingress_node, dtype=np.int64)[key_ids],
+            np.asarray(state.egress_node, dtype=np.int64)[key_ids],
+            len(self.nodes),
+        )
         end_ms = max(u.period_end_ms for u in uploads)
         self._evaluate(interval, end_ms, total)
 
@@ -291,3 +334,138 @@ class MgStats:
             timezone=spec.timezone,
             readout_seconds=spec.readout_seconds,
         )
+
+    def node_busy(self, interval: str) -> dict[str, BusyHour | None]:
+        """Service node → its busy hour in ``interval``'s time zone (None: no periods or hour).
+
+        A node's volume of a period is the bytes of the elements whose ingress
+        or egress PE is in the node, once for an element inside one node; an
+        ``unresolved`` egress counts for the ingress node only.
+        """
+        spec = self._intervals[interval]
+        with self._lock:
+            state = self._stats.get(interval)
+            per_period = sorted(state.node_volume.items()) if state is not None else []
+        if not per_period or _HOUR_S % spec.readout_seconds:
+            return dict.fromkeys(self.nodes)
+        starts = np.array([s for s, _ in per_period], dtype=np.int64)
+        values = np.stack([v for _, v in per_period])
+        hours = busy_hours(
+            values,
+            starts,
+            timezone=spec.timezone,
+            readout_seconds=spec.readout_seconds,
+        )
+        return dict(zip(self.nodes, hours, strict=True))
+
+    def element_history(
+        self, interval: str, ingress: str, egress: str, class_: str | None = None
+    ) -> tuple[list[int], list[float]]:
+        """One element's bytes per counted period, oldest first (zero where it had none).
+
+        ``class_`` None sums the element's classes. LookupError when the
+        interval has no periods or the element was never seen.
+        """
+        with self._lock:
+            state = self._stats.get(interval)
+            ids = (
+                []
+                if state is None
+                else [
+                    i
+                    for key, i in state.ids.items()
+                    if key[:2] == (ingress, egress) and class_ in (None, key[2])
+                ]
+            )
+            if state is None or not ids:
+                what = "every class" if class_ is None else f"class {class_}"
+                msg = f"no element {ingress}>{egress} ({what}) in interval {interval!r}"
+                raise LookupError(msg)
+            codes = state.index.codes(np.array(ids, dtype=np.int64))
+            history = state.bytes.history()
+            starts = state.bytes.period_start_ms
+        codes = codes[codes < history.shape[1]]
+        column = history[:, codes].sum(axis=1)
+        order = np.argsort(starts, kind="stable")
+        return [int(s) for s in starts[order]], [float(v) for v in column[order]]
+
+
+class ForecastError(FlowmatrixError):
+    """An element's history is too short for the forecast asked (HTTP 400)."""
+
+
+def _holt(y: F64, horizon: int) -> F64:
+    """Holt's linear trend (no season) → the next ``horizon`` values."""
+    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # type: ignore[import-untyped]
+
+    if np.ptp(y) == 0:
+        return np.full(horizon, y[0])
+    with warnings.catch_warnings():
+        # a fit that stops early still forecasts
+        warnings.simplefilter("ignore")
+        fitted = ExponentialSmoothing(y, trend="add", initialization_method="estimated").fit()
+        return np.asarray(fitted.forecast(horizon), dtype=np.float64)
+
+
+def element_forecast(
+    starts: list[int],
+    values: list[float],
+    *,
+    readout_seconds: int,
+    horizon: int,
+    season: int | None = None,
+    capacity_bps: float | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """One element's bytes per period → forecast, backtest and threshold crossing (JSON-ready).
+
+    ``season`` None: a day of periods when the history holds two days, else no
+    season (Holt's linear trend). The backtest (model vs seasonal naive) needs
+    a season and ``2 * season + horizon`` periods, else it is None.
+    ``crossing_ms`` is the start of the first forecast period whose rate
+    (bytes × 8 / read-out seconds) reaches ``threshold × capacity_bps``.
+    """
+    y = np.asarray(values, dtype=np.float64)
+    if y.size < MIN_FORECAST_PERIODS:
+        msg = (
+            f"history of {y.size} period(s) is too short to forecast: "
+            f"need at least {MIN_FORECAST_PERIODS}"
+        )
+        raise ForecastError(msg)
+    if season is None:
+        day = _DAY_S // readout_seconds
+        season_used: int | None = day if day >= 2 and y.size >= 2 * day else None
+    else:
+        if y.size < 2 * season:
+            msg = (
+                f"history of {y.size} period(s) is too short for a season of {season}: "
+                f"need two seasons ({2 * season} periods)"
+            )
+            raise ForecastError(msg)
+        season_used = season
+    if season_used is None:
+        ahead = _holt(y, horizon)
+    else:
+        ahead = forecast(y, season=season_used, horizon=horizon)
+    check = None
+    if season_used is not None and y.size >= 2 * season_used + horizon:
+        result = backtest(y, horizon, season_used)
+        check = {"model_mape": result.model_mape, "naive_mape": result.naive_mape}
+    step_ms = readout_seconds * 1000
+    first_ms = starts[-1] + step_ms
+    bps = ahead * 8 / readout_seconds
+    crossing = None
+    if capacity_bps is not None and threshold is not None:
+        crossing = crossing_time(bps, capacity_bps, threshold, start_ms=first_ms, step_ms=step_ms)
+    return {
+        "readout_seconds": readout_seconds,
+        "history_periods": int(y.size),
+        "season": season_used,
+        "horizon": horizon,
+        "forecast": [
+            {"period_start_ms": first_ms + k * step_ms, "bytes": float(b), "bps": float(r)}
+            for k, (b, r) in enumerate(zip(ahead, bps, strict=True))
+        ],
+        "backtest": check,
+        "crossing_ms": crossing,
+    }
