@@ -435,3 +435,11 @@ def test_alarm_transitions_are_posted_once_to_the_rules_webhook(
         ("hot", "par-pe1>lon-pe1", "raised", P0 + STEP),
         ("hot", "par-pe1>lon-pe1", "cleared", P0 + 3 * STEP),
     ]
+
+
+def test_an_empty_partial_is_stored_and_counts_as_a_period_of_zeros(mg: Mg) -> None:
+    frp = next(name for name in mg.tokens if name != "operator")
+    assert mg.upload(frp, P0, PARTIAL_SCHEMA.empty_table())["status"] == "stored"
+    assert mg.stats() == {}
+    busy = mg.get("/busy-hour", interval="always")
+    assert busy.status_code == 200, busy.text

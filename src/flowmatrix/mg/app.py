@@ -305,7 +305,15 @@ def check_and_store(
     if result.status == "stored":
         mg_periods_incomplete.set(state.store.count_incomplete(expected_frps(state.config)))
         if state.stats is not None:
-            state.stats.observe(interval, period_start_ms)
+            # statistics follow the stored matrices: a failure there must not fail the upload
+            try:
+                state.stats.observe(interval, period_start_ms)
+            except Exception:
+                log.exception(
+                    "component=stats event=error interval=%s period_start_ms=%d",
+                    interval,
+                    period_start_ms,
+                )
     return {"status": result.status, "version": result.version, "digest": result.digest}
 
 

@@ -165,6 +165,8 @@ def node_volumes(
 
     >>> node_volumes([[5.0, 3.0, 1.0]], [0, 0, 1], [0, 1, -1], 2).tolist()
     [[8.0, 4.0]]
+    >>> node_volumes(np.zeros(0), [], [], 2).tolist()
+    [0.0, 0.0]
     """
     v = np.asarray(values, dtype=np.float64)
     ingress = np.asarray(ingress_node, dtype=np.int64)
@@ -179,5 +181,7 @@ def node_volumes(
     indicator = sp.csr_array(
         (np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(ingress.size, n_nodes)
     )
+    if v.size == 0:  # no element (or no period): every node has volume 0
+        return np.zeros((*v.shape[:-1], n_nodes), dtype=np.float64)
     flat = v.reshape(-1, v.shape[-1])
     return np.asarray(indicator.T @ flat.T, dtype=np.float64).T.reshape(*v.shape[:-1], n_nodes)
