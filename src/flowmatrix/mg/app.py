@@ -466,15 +466,15 @@ def periods(
     return [_period_json(p) for p in statuses]
 
 
+def _table_answer(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answer of a route that serves a table as JSON, CSV or Parquet."""
+    return {200: {"description": description, "content": {m: {} for m in _FORMATS.values()}}}
+
+
 @matrix_router.get(
     "/matrix",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The total matrix; header X-Flowmatrix-Status says complete or not.",
-            "content": {media: {} for media in _FORMATS.values()},
-        }
-    },
+    responses=_table_answer("The total matrix; header X-Flowmatrix-Status says complete or not."),
 )
 def matrix(
     state: State,
@@ -545,12 +545,7 @@ def _stats_of(state: MgState) -> MgStats:
 @stats_router.get(
     "/stats",
     response_class=Response,
-    responses={
-        200: {
-            "description": "Per element and class: mean, std, peak and p95 over the periods.",
-            "content": {media: {} for media in _FORMATS.values()},
-        }
-    },
+    responses=_table_answer("Per element and class: mean, std, peak and p95 over the periods."),
 )
 def element_stats(
     state: State,
