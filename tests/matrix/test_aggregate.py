@@ -173,11 +173,11 @@ def test_partial_renormalizes_by_record_interval_else_config_rate() -> None:
     assert ef["packets"] == 40
     assert ef["sampled_packets"] == 4
     assert ef["packets_var"] == pytest.approx(10 * 9 * 4)
-    assert ef["bytes_var"] == pytest.approx(10 * 9 * 1000**2 / 4)
+    assert ef["bytes_var"] == pytest.approx(10 * 9 * 1000 * 1500)  # Σs² ≤ Σs × 1500
     assert be["bytes"] == 30_000
     assert be["packets"] == 200
     assert be["flows"] == 1
-    assert be["bytes_var"] == pytest.approx(100 * 99 * 300**2 / 2)
+    assert be["bytes_var"] == pytest.approx(100 * 99 * 300 * 1500)
     assert plain["bytes"] == 50
     assert plain["bytes_var"] == 0
     assert plain["packets_var"] == 0

@@ -5,7 +5,7 @@ The FRP renormalizes sampled counters and carries their variance
 of b sampled bytes::
 
     packets = N·k                 packets_var = N(N−1)·k
-    bytes   = N·b                 bytes_var   = N(N−1)·b²/k
+    bytes   = N·b                 bytes_var   = N(N−1)·b·max(1500, b/k)
 
 and the MG sums both over the records of an element. Two intervals follow:
 
