@@ -260,31 +260,18 @@ def read_bgp_table(path: Path, *, vpn: bool) -> BgpTable:
         raise t.fail(i, "next_hop", nh.why[i] or "not an address")
     if vpn:
         t.check("rd", _RD, "a route distinguisher ASN:n or IP:n")
-    rd, rds = t.codes("rd") if vpn else t.codes("__none__")
-    rt_codes, rt_texts = t.codes("route_targets")
-    vrf, vrfs = t.codes("vrf")
-    originator, originators = t.codes("originator")
-    return BgpTable(
-        family=p.family,
-        hi=p.hi,
-        lo=p.lo,
-        length=p.length,
-        rd=rd,
-        rds=rds,
-        nh_family=nh.family,
-        nh_hi=nh.hi,
-        nh_lo=nh.lo,
-        rts=rt_codes,
-        rt_sets=[frozenset(x.split()) for x in rt_texts],
+    return BgpTable.from_parsed(
+        p,
+        nh,
+        rd=t.codes("rd") if vpn else t.codes("__none__"),
+        route_targets=t.codes("route_targets"),
+        vrf=t.codes("vrf"),
+        originator=t.codes("originator"),
         local_pref=t.ints("local_pref", default=BGP_DEFAULTS["local_pref"]),
         med=t.ints("med", default=BGP_DEFAULTS["med"]),
         as_path_len=t.ints("as_path_len", default=BGP_DEFAULTS["as_path_len"]),
         best=t.marks("best"),
         multipath=t.marks("multipath"),
-        originator=originator,
-        originators=originators,
-        vrf=vrf,
-        vrfs=vrfs,
         file=str(path),
     )
 

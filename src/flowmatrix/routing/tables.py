@@ -217,6 +217,51 @@ class BgpTable:
         return len(self.family)
 
     @classmethod
+    def from_parsed(
+        cls,
+        prefixes: Parsed,
+        next_hops: Parsed,
+        *,
+        rd: tuple[I32, list[str]],
+        route_targets: tuple[I32, list[str]],
+        vrf: tuple[I32, list[str]],
+        originator: tuple[I32, list[str]],
+        local_pref: I64,
+        med: I64,
+        as_path_len: I64,
+        best: I8,
+        multipath: I8,
+        file: str,
+    ) -> BgpTable:
+        """A table from parsed prefixes and next hops and (codes, texts) pairs of the rest.
+
+        Route targets come as space-separated texts per distinct set.
+        """
+        return cls(
+            family=prefixes.family,
+            hi=prefixes.hi,
+            lo=prefixes.lo,
+            length=prefixes.length,
+            rd=rd[0],
+            rds=rd[1],
+            nh_family=next_hops.family,
+            nh_hi=next_hops.hi,
+            nh_lo=next_hops.lo,
+            rts=route_targets[0],
+            rt_sets=[frozenset(x.split()) for x in route_targets[1]],
+            local_pref=local_pref,
+            med=med,
+            as_path_len=as_path_len,
+            best=best,
+            multipath=multipath,
+            originator=originator[0],
+            originators=originator[1],
+            vrf=vrf[0],
+            vrfs=vrf[1],
+            file=file,
+        )
+
+    @classmethod
     def empty(cls) -> BgpTable:
         """A table with no paths."""
         z8 = np.zeros(0, dtype=np.uint8)
@@ -361,34 +406,24 @@ def bgp_from_rows(rows: Sequence[Mapping[str, object]], *, file: str = "<rows>")
         bad = int(np.argmax(p.bad | nh.bad))
         msg = f"{file}: path {bad + 1}: bad prefix or next hop"
         raise RoutingError(msg)
-    rd, rds = _codes([str(r.get("rd", "")) for r in rows])
-    rt_codes, rt_texts = _codes([str(r.get("rts", "")) for r in rows])
-    vrf, vrfs = _codes([str(r.get("vrf", "")) for r in rows])
-    orig, origs = _codes([str(r.get("originator", "")) for r in rows])
 
     def ints(key: str, default: int) -> np.ndarray:
         return np.array([int(str(r.get(key, default))) for r in rows], dtype=np.int64)
 
-    return BgpTable(
-        family=p.family,
-        hi=p.hi,
-        lo=p.lo,
-        length=p.length,
-        rd=rd,
-        rds=rds,
-        nh_family=nh.family,
-        nh_hi=nh.hi,
-        nh_lo=nh.lo,
-        rts=rt_codes,
-        rt_sets=[frozenset(t.split()) for t in rt_texts],
+    def codes(key: str) -> tuple[I32, list[str]]:
+        return _codes([str(r.get(key, "")) for r in rows])
+
+    return BgpTable.from_parsed(
+        p,
+        nh,
+        rd=codes("rd"),
+        route_targets=codes("rts"),
+        vrf=codes("vrf"),
+        originator=codes("originator"),
         local_pref=ints("local_pref", BGP_DEFAULTS["local_pref"]),
         med=ints("med", BGP_DEFAULTS["med"]),
         as_path_len=ints("as_path_len", BGP_DEFAULTS["as_path_len"]),
         best=np.array([_mark(r.get("best")) for r in rows], dtype=np.int8),
         multipath=np.array([_mark(r.get("multipath")) for r in rows], dtype=np.int8),
-        originator=orig,
-        originators=origs,
-        vrf=vrf,
-        vrfs=vrfs,
         file=file,
     )
