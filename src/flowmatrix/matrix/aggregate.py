@@ -97,7 +97,6 @@ __all__ = [
     "no_resolution",
     "partial_matrix",
     "resolve_ingress",
-    "slice_resolution",
 ]
 
 I32 = npt.NDArray[np.int32]
@@ -414,25 +413,6 @@ def _gather(batch: FlowBatch, index: I64) -> FlowBatch:
         else:
             out[name] = a[index]
     return FlowBatch(out)
-
-
-def slice_resolution(resolution: Resolution, start: int, stop: int) -> Resolution:
-    """The rows of a resolution whose flows are ``[start, stop)``, renumbered from 0."""
-    a, b = np.searchsorted(resolution.flow, [start, stop])
-    return Resolution(
-        flow=resolution.flow[a:b] - start,
-        egress_pe=resolution.egress_pe[a:b],
-        egress_node=resolution.egress_node[a:b],
-        vrf=resolution.vrf[a:b],
-        rd=resolution.rd[a:b],
-        reason=resolution.reason[a:b],
-        share=resolution.share[a:b],
-        prefix_len=resolution.prefix_len[a:b],
-        pe_names=resolution.pe_names,
-        node_names=resolution.node_names,
-        vrf_names=resolution.vrf_names,
-        rd_names=resolution.rd_names,
-    )
 
 
 def _count_unmatched(batch: FlowBatch, mask: npt.NDArray[np.bool_]) -> dict[tuple[str, int], int]:
