@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -28,7 +28,7 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flowmatrix.config.model import Interval, NetworkConfig
+from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import load_config, write_config
 from flowmatrix.errors import FlowmatrixError
 
@@ -210,8 +210,17 @@ class Loopback:
             "--grace", str(self.grace_s), "--settle", str(self.settle_s),
             "--mode", self.mode, *extra,
         ]  # fmt: skip
-        proc = self._spawn(f"frp-{name}" if not name.startswith("frp") else name, argv)
+        proc = self._spawn(self._frp_process(name), argv)
         _wait(f"FRP {name}", lambda: udp_bound(host, port), 60, proc)
+
+    @staticmethod
+    def _frp_process(name: str) -> str:
+        """The process (and log) name of FRP ``name``."""
+        return name if name.startswith("frp") else f"frp-{name}"
+
+    def kill_frp(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to FRP ``name`` and wait for it to end."""
+        self.kill(self._frp_process(name), sig)
 
     def start(self) -> None:
         """Start the MG and every FRP."""
@@ -398,7 +407,3 @@ class Loopback:
             msg = f"MG answered {response.status_code}: {response.text[:300]}"
             raise LoopbackError(msg)
         return pq.read_table(pa.BufferReader(response.content))
-
-    def intervals(self) -> Iterator[Interval]:
-        """The intervals the MG serves."""
-        yield from self.config.intervals

@@ -71,7 +71,7 @@ def test_frp_killed_mid_period_keeps_its_files_and_reports_the_gap(
             for seq in (0, FLOWS):
                 sock.sendto(datagram(seq, engine), target)
             wait_for("the ingress files", lambda: rows_written(data) == 2 * FLOWS)
-            net.kill(f"{frp}" if frp.startswith("frp") else f"frp-{frp}", signal.SIGKILL)
+            net.kill_frp(frp, signal.SIGKILL)
             for seq in (2 * FLOWS, 3 * FLOWS):  # sent while the FRP is down: lost
                 sock.sendto(datagram(seq, engine), target)
             net.start_frp(frp, extra=extra)
