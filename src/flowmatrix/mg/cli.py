@@ -358,15 +358,8 @@ def render_stats(body: dict[str, Any], hour: dict[str, Any], *, limit: int = 20)
         # the keys are never cut: the figures' columns give way
         width = max([len(c), *(len(str(r[c])) for r in rows[:limit])])
         table.add_column(c, no_wrap=True, min_width=width)
-    values = (
-        "mean_bytes",
-        "std_bytes",
-        "peak_bytes",
-        "p95_bytes",
-        "mean_packets",
-        "peak_packets",
-        "p95_packets",
-    )
+    # the answer's own figure columns, after the keys and the period count
+    values = [c for c in columns if c not in ("ingress", "egress", "class", "periods")]
     for c in values:
         header = c.replace("_bytes", "\nbytes").replace("_packets", "\npkts")
         table.add_column(header, justify="right", no_wrap=True)
