@@ -182,6 +182,8 @@ class Loopback:
         ]  # fmt: skip
         if self.mode == "centralized":
             argv += ["--routing", str(self.network_dir)]
+        if (self.network_dir / "topology.json").exists():
+            argv += ["--topology", str(self.network_dir / "topology.json")]
         proc = self._spawn("mg", argv)
         _wait("the MG", self._healthy, 60, proc)
 

@@ -35,7 +35,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -75,6 +75,9 @@ from flowmatrix.mg.auth import Forbidden, for_frp, operator, reader_of
 from flowmatrix.mg.stats import STATS_COLUMNS, ForecastError, MgStats, element_forecast
 from flowmatrix.routing.resolve import Compiled
 from flowmatrix.stats.busy import BusyHour
+
+if TYPE_CHECKING:
+    from flowmatrix.capacity.topology import Topology
 
 __all__ = ["API_PREFIX", "MAX_MS", "BodyTooLarge", "MgState", "UnsupportedMediaType", "create_app"]
 
@@ -123,6 +126,8 @@ class MgState:
     routing: Compiled | None = None
     #: per-interval element statistics and busy hour, fed by stored uploads
     stats: MgStats | None = None
+    #: the backbone topology (``mg serve --topology``): link loads, what-ifs; None = not loaded
+    topology: Topology | None = None
     _plan: IngressPlan | None = None
 
     @property
@@ -682,6 +687,7 @@ def create_app(
     max_body: int = MAX_BODY,
     routing: Compiled | None = None,
     stats: MgStats | None = None,
+    topology: Topology | None = None,
     routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The MG's FastAPI application over a started store.
@@ -701,6 +707,8 @@ def create_app(
         A started :class:`~flowmatrix.mg.stats.MgStats` over the same store
         (:class:`~flowmatrix.mg.service.MgService` makes one); without it, one
         is made and started here (it rebuilds from the store's periods).
+    topology
+        The backbone topology, for link loads and what-ifs; None = not loaded.
     routers
         Further routers mounted under ``/api/v1`` (e.g. centralized-mode ingress).
 
@@ -724,7 +732,12 @@ def create_app(
         stats = MgStats(config, store)
         stats.start()
     app.state.mg = MgState(
-        config=config, store=store, max_body=max_body, routing=routing, stats=stats
+        config=config,
+        store=store,
+        max_body=max_body,
+        routing=routing,
+        stats=stats,
+        topology=topology,
     )
     builtin = (
         meta_router,

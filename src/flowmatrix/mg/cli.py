@@ -57,12 +57,19 @@ def mg_serve(
             "(FRPs in --mode centralized)."
         ),
     ] = None,
+    topology: Annotated[
+        Path | None,
+        typer.Option(
+            help="Backbone topology (any format `capacity check` reads): link loads, "
+            "link forecasts and alarms, the dashboard's topology page."
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
 ) -> None:
     """Serve configuration views, receive partial matrices and serve totals over HTTP."""
-    from flowmatrix.errors import ConfigError, RoutingError, StoreError
+    from flowmatrix.errors import CapacityError, ConfigError, RoutingError, StoreError
     from flowmatrix.mg.service import serve
 
     logging.basicConfig(
@@ -76,13 +83,14 @@ def mg_serve(
             port=port,
             issue_tokens_dir=issue_tokens,
             routing=routing,
+            topology=topology,
             log_level=log_level.lower(),
         )
     except ConfigError as exc:
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
         raise typer.Exit(1) from None
-    except (StoreError, RoutingError) as exc:
+    except (StoreError, RoutingError, CapacityError) as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
+from flowmatrix.capacity.topology import load_topology
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import load_config
 from flowmatrix.errors import ConfigError, ConfigProblem
@@ -65,10 +66,12 @@ class MgService:
         port: int = 8080,
         issue_tokens: Path | None = None,
         routing: Path | None = None,
+        topology: Path | None = None,
         log_level: str = "info",
     ) -> None:
         self.config_path = config_path
         self.routing = routing
+        self.topology = topology
         self.db_path = db_path
         self.host = host
         self.port = port
@@ -94,10 +97,21 @@ class MgService:
             # centralized mode: every PE's tables, so the MG can resolve ingress records
             compiled = compile_state(read_native(self.routing, self.config))
             log.info("component=mg routing=%s versions=%d", self.routing, len(compiled.versions))
+        topology = None
+        if self.topology is not None:
+            topology = load_topology(self.topology)
+            log.info(
+                "component=mg topology=%s routers=%d links=%d",
+                self.topology,
+                len(topology.nodes),
+                len(topology.links),
+            )
         self.stats = MgStats(self.config, self.store)
         self.stats.start()
         self._stack.callback(self.stats.stop)
-        app = create_app(self.config, self.store, routing=compiled, stats=self.stats)
+        app = create_app(
+            self.config, self.store, routing=compiled, stats=self.stats, topology=topology
+        )
         self.server = uvicorn.Server(
             uvicorn.Config(
                 app,
@@ -159,6 +173,7 @@ def serve(
     port: int = 8080,
     issue_tokens_dir: Path | None = None,
     routing: Path | None = None,
+    topology: Path | None = None,
     log_level: str = "info",
 ) -> None:
     """Run the MG in the foreground until interrupted (SIGINT/SIGTERM), then close the store."""
@@ -169,6 +184,7 @@ def serve(
         port=port,
         issue_tokens=issue_tokens_dir,
         routing=routing,
+        topology=topology,
         log_level=log_level,
     )
     try:
