@@ -734,6 +734,78 @@ def routing_show(
         )
 
 
+# --- doctor ------------------------------------------------------------------------------------
+
+_MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]", "skip": "skip"}
+
+
+@app.command("doctor")
+def doctor(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Configuration file or directory to check.")
+    ] = None,
+    mg: Annotated[
+        str | None, typer.Option("--mg", help="Base URL of the MG, e.g. http://127.0.0.1:8080.")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Bearer token to try (FRP or operator).")
+    ] = None,
+    frp: Annotated[
+        str | None, typer.Option("--frp", help="The token is this FRP's; exporters are its PEs'.")
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", help="UDP HOST:PORT to listen on for exporters' datagrams."),
+    ] = None,
+    frp_metrics: Annotated[
+        str | None,
+        typer.Option("--frp-metrics", help="A running FRP's /metrics URL: are records flowing?"),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option("--wait", min=0.1, help="Seconds to watch for exporter traffic.")
+    ] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Check configuration, MG reachability and token, clock skew, receive buffer and exporters.
+
+    Exit code 1 when any check failed; warnings alone exit 0.
+    """
+    import json
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from flowmatrix.doctor import run_checks
+    from flowmatrix.mg.auth import read_token
+
+    where = None
+    if listen is not None:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            err.print(f"--listen {listen!r}: expected HOST:PORT", markup=False)
+            raise typer.Exit(2)
+        where = (host.strip("[]"), int(port))
+    token = read_token(token_file) if token_file is not None else None
+    checks = run_checks(
+        config=config,
+        mg=mg,
+        token=token,
+        frp=frp,
+        listen=where,
+        frp_metrics=frp_metrics,
+        seconds=wait,
+    )
+    if as_json:
+        out.print_json(json.dumps([asdict(c) for c in checks]))
+    else:
+        table = Table("check", "", "detail", box=None, pad_edge=False)
+        for c in checks:
+            table.add_row(c.name, _MARK[c.status], c.detail)
+        out.print(table)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
 # --- the two roles and queries (their commands live beside them) ------------------------------
 
 app.add_typer(frp_app, name="frp")
