@@ -50,8 +50,10 @@ test: install deb-tools lint types unit ## install test dependencies, then lint,
 bench: install deb-tools ## run every benchmark under bench/ and print its figures
 	@set -e; for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
-docs: install ## regenerate the CLI reference in docs/cli.md
-	$(PY) -m flowmatrix.docgen > docs/cli.md
+docs: install ## regenerate docs/cli.md (every --help), docs/api.md and docs/openapi.json (the MG's API)
+	$(PY) -m flowmatrix.docgen cli > docs/cli.md
+	$(PY) -m flowmatrix.docgen api > docs/api.md
+	$(PY) -m flowmatrix.docgen openapi > docs/openapi.json
 
 clean: ## remove the venv, caches and demo output
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-out build src/*.egg-info
