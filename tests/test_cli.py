@@ -72,3 +72,23 @@ def test_cli_reference_documents_every_command():
     reference = cli_reference()
     for path in ALL_COMMANDS:
         assert f"## `{' '.join(('flowmatrix', *path))}`" in reference
+
+
+def test_config_validate_and_show_speak_json(tmp_path):
+    import json
+
+    ok = runner.invoke(app, ["config", "validate", str(DATA / "valid.xml"), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["valid"] is True
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<network name='x' asn='1'><pe/></network>")
+    refused = runner.invoke(app, ["config", "validate", str(bad), "--json"])
+    assert refused.exit_code == 1
+    problems = json.loads(refused.output)["problems"]
+    assert problems
+    assert {"file", "line", "element", "message"} <= set(problems[0])
+    shown = runner.invoke(app, ["config", "show", str(DATA / "valid.xml"), "--json"])
+    assert shown.exit_code == 0, shown.output
+    model = json.loads(shown.output)
+    assert model["name"] == "lab"
+    assert len(model["pes"]) == 3

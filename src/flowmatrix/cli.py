@@ -63,9 +63,19 @@ def _main(
 @config_app.command("validate")
 def config_validate(
     files: Annotated[list[Path], typer.Argument(help="XML configuration files (one network).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
     """Check configuration files; exit 0 when valid, else one line per problem and exit 1."""
-    config = _load_or_exit(files)
+    config = _load_or_exit(files, as_json=as_json)
+    if as_json:
+        counts = {
+            "service_nodes": len(config.service_nodes),
+            "frps": len(config.frps),
+            "pes": len(config.pes),
+            "intervals": len(config.intervals),
+        }
+        _print_json({"valid": True, "network": config.name, "asn": config.asn, **counts})
+        return
     out.print(
         f"valid: network {config.name} (AS{config.asn}): "
         f"{len(config.service_nodes)} service nodes, {len(config.frps)} FRPs, "
@@ -75,13 +85,25 @@ def config_validate(
     )
 
 
-def _load_or_exit(files: list[Path]) -> NetworkConfig:
+def _print_json(value: object) -> None:
+    """``value`` as indented JSON on stdout (addresses and other objects as text)."""
+    import json
+
+    out.print_json(json.dumps(value, default=str))
+
+
+def _load_or_exit(files: list[Path], *, as_json: bool = False) -> NetworkConfig:
     from flowmatrix.config.xml import load_config
     from flowmatrix.errors import ConfigError
 
     try:
         return load_config(files)
     except ConfigError as exc:
+        if as_json:
+            from dataclasses import asdict
+
+            _print_json({"valid": False, "problems": [asdict(p) for p in exc.problems]})
+            raise typer.Exit(1) from None
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -91,6 +113,9 @@ def _load_or_exit(files: list[Path]) -> NetworkConfig:
 def config_show(
     files: Annotated[list[Path], typer.Argument(help="XML configuration files (one network).")],
     frp: Annotated[str | None, typer.Option(help="Show only what this FRP's view holds.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the whole configuration model as JSON.")
+    ] = False,
 ) -> None:
     """Summarize a configuration: service nodes, FRPs, PEs, classes and intervals."""
     from flowmatrix.config.render import config_tables
@@ -98,6 +123,11 @@ def config_show(
     config = _load_or_exit(files)
     if frp is not None:
         config = _view_or_exit(config, frp)
+    if as_json:
+        from dataclasses import asdict
+
+        _print_json(asdict(config))
+        return
     for table in config_tables(config):
         out.print(table)
 
@@ -520,12 +550,23 @@ def _flow_rows(batch: FlowBatch, limit: int) -> None:
         )
 
 
+def _flow_summary(batch: FlowBatch, stats: DecodeStats) -> dict[str, object]:
+    return {
+        "flows": len(batch),
+        "bytes": int(batch["bytes"].sum()),
+        "packets": int(batch["packets"].sum()),
+        "datagrams": sum(stats.datagrams.values()),
+        "dropped": stats.by_reason(),
+        "template_misses": sum(stats.template_misses.values()),
+    }
+
+
 def _flow_totals(batch: FlowBatch, stats: DecodeStats) -> None:
+    s = _flow_summary(batch, stats)
     out.print(
-        f"Summary: flows: {len(batch)}, bytes: {int(batch['bytes'].sum())}, "
-        f"packets: {int(batch['packets'].sum())}, datagrams: {sum(stats.datagrams.values())}, "
-        f"dropped: {stats.by_reason() or 0}, template misses: "
-        f"{sum(stats.template_misses.values())}",
+        f"Summary: flows: {s['flows']}, bytes: {s['bytes']}, packets: {s['packets']}, "
+        f"datagrams: {s['datagrams']}, dropped: {s['dropped'] or 0}, "
+        f"template misses: {s['template_misses']}",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -540,6 +581,9 @@ def flows_read(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Only UDP datagrams sent to this port.")] = None,
     limit: Annotated[int, typer.Option(help="Rows shown without --output.")] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the first --limit records and the totals as JSON.")
+    ] = False,
 ) -> None:
     """Decode the NetFlow v5/v9/IPFIX datagrams of a capture; print them or write a file."""
     from flowmatrix.errors import DecodeError
@@ -557,6 +601,13 @@ def flows_read(
         raise typer.Exit(1) from None
     if output is not None:
         write_batch(batch, output)
+    if as_json:
+        from flowmatrix.flows.files import text_table
+
+        rows = [] if output is not None else text_table(batch.take(slice(0, limit))).to_pylist()
+        _print_json({"records": rows, "summary": _flow_summary(batch, decoder.stats)})
+        return
+    if output is not None:
         out.print(f"{len(batch)} flow records into {output}", markup=False, highlight=False)
     else:
         _flow_rows(batch, limit)

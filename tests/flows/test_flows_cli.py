@@ -103,3 +103,21 @@ def test_flows_listen_stops_after_count_records() -> None:
     assert result.exit_code == 0, result.output
     assert "10.9.0.2:0" in result.output
     assert "Summary: flows:" in result.output
+
+
+def test_flows_read_json_gives_records_and_summary(tmp_path: Path) -> None:
+    import json
+
+    pcap = capture(tmp_path, [DGRAM, DGRAM])
+    result = runner.invoke(app, ["flows", "read", str(pcap), "--json", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert [r["src"] for r in answer["records"]] == ["10.0.0.1"] * 3
+    assert answer["summary"] == {
+        "flows": 10,
+        "bytes": 1000,
+        "packets": 20,
+        "datagrams": 2,
+        "dropped": {},
+        "template_misses": 0,
+    }
