@@ -383,13 +383,16 @@ def capacity_plot(
     topology: TopologyOpt,
     matrix: MatrixOpt,
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Directory for topology.png and utilization-cdf.png.")
+        Path,
+        typer.Option(
+            "--out", help="Directory for topology.png, utilization-cdf.png and capacity.html."
+        ),
     ],
     threshold: ThresholdOpt = 0.8,
     statistic: StatisticOpt = "busy-hour",
     traffic_class: ClassOpt = None,
 ) -> None:
-    """Draw the topology coloured by link utilization and the utilization CDF (PNG)."""
+    """Draw the topology coloured by link utilization and the utilization CDF (PNG and HTML)."""
     from flowmatrix.capacity.plot import plot_capacity
 
     topo, demands = _capacity_inputs(topology, matrix, statistic, traffic_class)

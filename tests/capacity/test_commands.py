@@ -124,7 +124,7 @@ def test_unknown_statistic_exits_2(abilene_csv):
     assert "--statistic 'median'" in result.stderr
 
 
-def test_plot_writes_two_pngs(tmp_path, abilene_csv):
+def test_plot_writes_two_pngs_and_a_standalone_page(tmp_path, abilene_csv):
     result = run(
         "plot",
         "--topology",
@@ -139,3 +139,10 @@ def test_plot_writes_two_pngs(tmp_path, abilene_csv):
         data = (tmp_path / "plots" / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(data) > 10_000
+    page = (tmp_path / "plots" / "capacity.html").read_text()
+    assert "<script" in page
+    assert "cdn.plot.ly" not in page.split("<body>", 1)[1][:2000]  # plotly inline, not fetched
+    assert "Link utilization CDF" in page
+    # every directed link has its hover text: "A → B<br>util % of capacity"
+    topology = json.loads((DATA / "abilene.json").read_text())
+    assert page.count(" of ") >= 2 * len(topology["links"])

@@ -1,4 +1,8 @@
-"""A routing → PNG pictures: the topology coloured by link utilization, and a utilization CDF."""
+"""A routing → pictures: the topology coloured by link utilization and a utilization CDF.
+
+PNG through matplotlib, and one standalone HTML page (plotly, its JavaScript
+inline: it opens offline) where hovering a link names it with its load.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ from flowmatrix.capacity.demands import Demands
 from flowmatrix.capacity.routing import Routing, route
 from flowmatrix.capacity.topology import Topology
 
-__all__ = ["plot_capacity", "plot_topology", "plot_utilization_cdf"]
+__all__ = ["plot_capacity", "plot_capacity_html", "plot_topology", "plot_utilization_cdf"]
+
+#: utilization bins drawn as one plotly trace each (a trace per link is slow on big topologies)
+_BINS = 10
 
 
 def _positions(topology: Topology) -> np.ndarray:
@@ -111,11 +118,122 @@ def plot_capacity(
     *,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[Path]:
-    """Route ``demands`` and write ``topology.png`` and ``utilization-cdf.png`` into ``out_dir``."""
+    """Route ``demands``; write ``topology.png``, ``utilization-cdf.png`` and ``capacity.html``."""
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     routing = route(topology, demands)
     return [
         plot_topology(routing, directory / "topology.png", threshold=threshold),
         plot_utilization_cdf(routing, directory / "utilization-cdf.png", threshold=threshold),
+        plot_capacity_html(routing, directory / "capacity.html", threshold=threshold),
     ]
+
+
+def plot_capacity_html(
+    routing: Routing, path: str | Path, *, threshold: float = DEFAULT_THRESHOLD
+) -> Path:
+    """One standalone HTML page: the topology by link utilization, then the utilization CDF."""
+    import plotly.graph_objects as go
+    from plotly.colors import sample_colorscale
+
+    topo = routing.topology
+    pos = _positions(topo)
+    arcs = topo.arcs
+    util = routing.utilization
+    names = [n.name for n in topo.nodes]
+    # each direction from its tail to the link's middle, as in the PNG
+    a, b = pos[arcs.src], pos[arcs.dst]
+    mid = (a + b) / 2
+    shown = np.minimum(util, 1.0)
+    bins = np.minimum((shown * _BINS).astype(np.int64), _BINS - 1)
+    colours = sample_colorscale("RdYlGn_r", [(k + 0.5) / _BINS for k in range(_BINS)])
+    figure = go.Figure()
+    for k in range(_BINS):
+        arc = np.flatnonzero(bins == k)
+        if not arc.size:
+            continue
+        xs = np.stack([a[arc, 0], mid[arc, 0], np.full(arc.size, np.nan)], axis=1).ravel()
+        ys = np.stack([a[arc, 1], mid[arc, 1], np.full(arc.size, np.nan)], axis=1).ravel()
+        figure.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                line={"color": colours[k], "width": 4},
+                name=f"{100 * k // _BINS}–{100 * (k + 1) // _BINS} %",
+                hoverinfo="skip",
+            )
+        )
+    # one invisible marker per direction, a third of the way along, carries its hover text
+    third = a + (b - a) / 3
+    hover = [
+        f"{names[s]} → {names[d]}<br>{100 * u:.1f} % of {c / 1e9:.3g} Gbit/s ({load / 1e9:.3g})"
+        for s, d, u, c, load in zip(
+            arcs.src.tolist(),
+            arcs.dst.tolist(),
+            util.tolist(),
+            arcs.capacity_bps.tolist(),
+            routing.load_bps.tolist(),
+            strict=True,
+        )
+    ]
+    figure.add_trace(
+        go.Scatter(
+            x=third[:, 0],
+            y=third[:, 1],
+            mode="markers",
+            marker={"size": 10, "opacity": 0},
+            text=hover,
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=pos[:, 0],
+            y=pos[:, 1],
+            mode="markers+text" if topo.n_nodes <= 60 else "markers",
+            marker={"color": "black", "size": 7},
+            text=names,
+            textposition="top right",
+            hoverinfo="text",
+            name="routers",
+        )
+    )
+    over = int((util > threshold).sum())
+    figure.update_layout(
+        title=f"{topo.name or 'topology'}: max utilization {100 * routing.max_utilization:.1f} %, "
+        f"{over} directed links over {100 * threshold:.0f} %",
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        height=700,
+        legend={"title": "utilization"},
+    )
+    ordered = np.sort(util)
+    cdf = go.Figure(
+        go.Scatter(
+            x=ordered,
+            y=np.arange(1, ordered.size + 1) / max(ordered.size, 1),
+            mode="lines",
+            line_shape="hv",
+            name="directed links",
+        )
+    )
+    cdf.add_vline(x=threshold, line_dash="dash", line_color="red", annotation_text="threshold")
+    cdf.update_layout(
+        title="Link utilization CDF",
+        xaxis={"title": "utilization", "tickformat": ".0%"},
+        yaxis={"title": "share of directed links ≤ x", "range": [0, 1.02]},
+        height=450,
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    body = figure.to_html(full_html=False, include_plotlyjs=True)
+    body += cdf.to_html(full_html=False, include_plotlyjs=False)
+    title = f"flowmatrix capacity: {topo.name or 'topology'}"
+    out.write_text(
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
+        f"<body>{body}</body></html>\n",
+        encoding="utf-8",
+    )
+    return out

@@ -1,4 +1,8 @@
-"""Draw traffic matrices as heatmap PNGs (matplotlib, no display needed)."""
+"""Draw traffic matrices and element time series: PNG (matplotlib) or standalone HTML (plotly).
+
+The HTML files carry plotly's JavaScript inline, so they open offline and can
+be mailed as they are; PNGs need no display.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
 
-__all__ = ["heatmap", "pivot"]
+__all__ = ["heatmap", "heatmap_html", "pivot", "series", "series_html"]
 
 
 def pivot(
@@ -61,3 +65,127 @@ def heatmap(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def heatmap_html(
+    ingress: np.ndarray,
+    egress: np.ndarray,
+    values: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    unit: str = "bytes",
+) -> Path:
+    """Write a standalone HTML heatmap (log colour scale; hovering shows the exact value)."""
+    import plotly.graph_objects as go
+
+    matrix, rows, cols = pivot(ingress, egress, values)
+    shown = np.log10(np.where(matrix > 0, matrix, 1.0))
+    # plain lists: the page then holds the numbers as JSON text (numpy arrays go in as base64)
+    figure = go.Figure(
+        go.Heatmap(
+            z=[
+                [v if m > 0 else None for v, m in zip(r, mr, strict=True)]
+                for r, mr in zip(shown.tolist(), matrix.tolist(), strict=True)
+            ],
+            x=cols,
+            y=rows,
+            customdata=matrix.tolist(),
+            colorscale="Viridis",
+            colorbar={"title": f"log10 {unit}"},
+            hovertemplate=f"%{{y}} → %{{x}}<br>%{{customdata:,.0f}} {unit}<extra></extra>",
+        )
+    )
+    size = max(500, min(18 * len(rows) + 200, 2400))
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "egress", "type": "category"},
+        yaxis={"title": "ingress", "type": "category", "autorange": "reversed"},
+        width=size + 150,
+        height=size,
+    )
+    return _write_html(figure, path)
+
+
+def _write_html(figure: object, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.write_html(path, include_plotlyjs=True, full_html=True)  # type: ignore[attr-defined]
+    return path
+
+
+def _times(starts_ms: np.ndarray) -> np.ndarray:
+    return np.asarray(starts_ms, dtype="datetime64[ms]")
+
+
+def series(
+    starts_ms: np.ndarray,
+    values: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    unit: str = "bytes",
+    forecast: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Path:
+    """Write a PNG of one element's values per read-out period, with its mean and p95.
+
+    ``forecast`` = (period starts, values) is drawn dashed after the history.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    times = _times(starts_ms)
+    ax.plot(times, values, drawstyle="steps-post", label=unit)
+    if values.size:
+        ax.axhline(float(values.mean()), color="grey", linestyle=":", label="mean")
+        p95 = float(np.percentile(values, 95))
+        ax.axhline(p95, color="red", linestyle="--", label="p95")
+    if forecast is not None:
+        ax.plot(_times(forecast[0]), forecast[1], "--", color="purple", label="forecast")
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def series_html(
+    starts_ms: np.ndarray,
+    values: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    unit: str = "bytes",
+    forecast: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Path:
+    """Write one element's series (with mean, p95 and an optional forecast) as HTML."""
+    import plotly.graph_objects as go
+
+    values = np.asarray(values, dtype=np.float64)
+    times = _times(starts_ms)
+    figure = go.Figure(
+        go.Scatter(x=times, y=values.tolist(), mode="lines", line_shape="hv", name=unit)
+    )
+    if values.size:
+        figure.add_hline(y=float(values.mean()), line_dash="dot", annotation_text="mean")
+        figure.add_hline(
+            y=float(np.percentile(values, 95)),
+            line_dash="dash",
+            line_color="red",
+            annotation_text="p95",
+        )
+    if forecast is not None:
+        figure.add_trace(
+            go.Scatter(
+                x=_times(forecast[0]),
+                y=np.asarray(forecast[1], dtype=np.float64).tolist(),
+                mode="lines",
+                name="forecast",
+                line={"dash": "dash"},
+            )
+        )
+    figure.update_layout(title=title, yaxis={"title": unit}, height=450)
+    return _write_html(figure, path)
