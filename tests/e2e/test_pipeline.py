@@ -10,6 +10,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -18,7 +19,7 @@ import pytest
 
 from flowmatrix.config.xml import load_config
 from flowmatrix.demo import DEMO_INTERVAL, DEMO_START
-from flowmatrix.loopback import Loopback
+from flowmatrix.loopback import Loopback, free_port
 from flowmatrix.synth import generate_network, generate_traffic, write_network
 
 pytestmark = [
@@ -83,19 +84,83 @@ def cells(table: pa.Table, keys: tuple[str, ...]) -> Counter[tuple[object, ...]]
     return out
 
 
+def scrape(url: str) -> Counter[str]:
+    """A /metrics page as 'name{label="v",...}' → value (counters summed over nothing else)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: Counter[str] = Counter()
+    for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            values[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return values
+
+
 @pytest.fixture(scope="module")
-def unsampled(
+def unsampled_run(
     network: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, pa.Table]:
+) -> tuple[dict[str, pa.Table], dict[str, tuple[Counter[str], Counter[str]]]]:
+    """Matrices at every granularity, and each role's metrics before and after the traffic."""
     network_dir, traffic = network
     with Loopback(network_dir, tmp_path_factory.mktemp("run")) as net:
-        net.start()
+        net.start_mg()
+        metrics = {"mg": f"{net.mg_url}/metrics"}
+        for name in net.frp_names():
+            port = free_port()
+            net.start_frp(name, extra=("--metrics", f"127.0.0.1:{port}"))
+            metrics[name] = f"http://127.0.0.1:{port}/metrics"
+        before = {role: scrape(url) for role, url in metrics.items()}
         net.replay_all(traffic)
         net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=1.5)
-        return {
+        matrices = {
             g: net.matrix(DEMO_INTERVAL, granularity=g, since_ms=SINCE, until_ms=UNTIL, klass=None)
             for g in GRANULARITIES
         }
+        return matrices, {role: (before[role], scrape(url)) for role, url in metrics.items()}
+
+
+@pytest.fixture(scope="module")
+def unsampled(
+    unsampled_run: tuple[dict[str, pa.Table], dict[str, tuple[Counter[str], Counter[str]]]],
+) -> dict[str, pa.Table]:
+    return unsampled_run[0]
+
+
+def test_metrics_of_both_roles_move_with_the_traffic(
+    unsampled_run: tuple[dict[str, pa.Table], dict[str, tuple[Counter[str], Counter[str]]]],
+    network: tuple[Path, Path],
+) -> None:
+    scraped = unsampled_run[1]
+    frps = [role for role in scraped if role != "mg"]
+    assert len(frps) >= 2
+    decoded = 0.0
+    for frp in frps:
+        before, after = scraped[frp]
+        moved = {k: after[k] - before.get(k, 0.0) for k in after}
+        # every record the FRP decoded reached its pipeline, and was written as ingress rows
+        assert moved["flows_decoded_total"] > 0, frp
+        assert moved["frp_records_total"] == moved["flows_decoded_total"], frp
+        assert moved["frp_ingress_rows_written_total"] >= moved["frp_records_total"], frp
+        assert moved['frp_uploads_total{status="delivered"}'] >= 2, frp  # ≥ 2 one-minute periods
+        assert moved["frp_upload_seconds_count"] >= moved['frp_uploads_total{status="delivered"}']
+        assert after["frp_partials_pending"] == 0, frp
+        decoded += moved["flows_decoded_total"]
+    flows = pq.read_table(network[1] / "truth" / "flows.parquet").num_rows
+    assert decoded >= flows  # an exporter may split a flow, never merge two
+    before, after = scraped["mg"]
+    delivered = sum(
+        scraped[f][1]['frp_uploads_total{status="delivered"}']
+        - scraped[f][0].get('frp_uploads_total{status="delivered"}', 0.0)
+        for f in frps
+    )
+    mg_moved = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert (
+        mg_moved['mg_uploads_total{status="stored"}']
+        + mg_moved.get('mg_uploads_total{status="unchanged"}', 0.0)
+        == delivered
+    )
+    assert mg_moved['mg_upload_bytes_total{kind="partial"}'] > 0
+    assert after["mg_periods_incomplete"] == 0
 
 
 @pytest.mark.parametrize("granularity", list(GRANULARITIES))
