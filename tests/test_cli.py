@@ -92,3 +92,23 @@ def test_config_validate_and_show_speak_json(tmp_path):
     model = json.loads(shown.output)
     assert model["name"] == "lab"
     assert len(model["pes"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["config", "validate", str(DATA / "valid.xml")], 0),
+        (["config", "validate", str(DATA / "valid.xml"), "--no-such-option"], 2),
+        (["tm", "show", "--mg", "http://127.0.0.1:9", "--token-file", "/nonexistent"], 2),
+        (["tm", "show", "--mg", "http://127.0.0.1:9", "--token-file", __file__], 2),
+    ],
+    ids=["valid", "usage", "token-file", "unreachable"],
+)
+def test_exit_codes_follow_the_documented_contract(args, code):
+    assert runner.invoke(app, args).exit_code == code
+
+
+def test_an_invalid_configuration_exits_1(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<network name='x' asn='1'><pe/></network>")
+    assert runner.invoke(app, ["config", "validate", str(bad)]).exit_code == 1

@@ -1,8 +1,10 @@
 """The ``flowmatrix`` command: parse options, load inputs, call one package function, render.
 
 No logic lives here beyond rendering; every command calls into a package.
-Exit codes: 0 success, 1 a check failed (invalid configuration, threshold
-exceeded), 2 usage error (typer's own).
+Exit codes (docs/cli.md): 0 success, 1 the answer is "no" (invalid
+configuration, threshold exceeded, failed check, the MG's error answer),
+2 usage (typer's own, unusable output names, unreadable token files, an
+unreachable MG).
 """
 
 from __future__ import annotations
