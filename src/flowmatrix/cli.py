@@ -10,6 +10,8 @@ unreachable MG).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,6 +41,29 @@ app.add_typer(synth_app, name="synth")
 
 out = Console()
 err = Console(stderr=True)
+
+
+@contextmanager
+def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, off when stderr is no terminal: ``advance(done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    bar = Progress(
+        f"[bold]{what}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    task = bar.add_task(what, total=None)
+
+    def advance(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield advance
 
 
 def _version(value: bool) -> None:
@@ -337,7 +362,8 @@ def capacity_whatif(
     from flowmatrix.capacity.report import to_json, whatif_report, whatif_tables
 
     topo, demands = _capacity_inputs(topology, matrix, statistic, traffic_class)
-    result = failure_sweep(topo, demands)
+    with _progress("failures") as advance:
+        result = failure_sweep(topo, demands, progress=advance)
     if as_json:
         sys.stdout.write(to_json(whatif_report(result, threshold=threshold)))
     else:

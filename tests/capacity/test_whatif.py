@@ -100,3 +100,20 @@ def test_incremental_sweep_equals_routing_again_from_scratch():
         np.testing.assert_allclose(outcome.load_bps, again.load_bps, rtol=1e-9, atol=1e-3)
         assert outcome.recomputed <= len(r.state.dests)
     assert any(o.recomputed < len(r.state.dests) for o in w.outcomes)
+
+
+def test_sweep_reports_progress_once_per_failure() -> None:
+    from flowmatrix.capacity.demands import make_demands
+    from flowmatrix.capacity.routing import route
+    from flowmatrix.capacity.topology import Link, Node, build_topology
+    from flowmatrix.capacity.whatif import failures, sweep
+
+    t = build_topology(
+        [Node("a", "A"), Node("b", "B"), Node("c", "C")],
+        [Link("ab", "a", "b", 10, 1, 1), Link("bc", "b", "c", 10, 1, 1),
+         Link("ac", "a", "c", 10, 5, 5)],
+    )  # fmt: skip
+    seen: list[tuple[int, int]] = []
+    sweep(route(t, make_demands(["a"], ["c"], [4.0])), progress=lambda d, n: seen.append((d, n)))
+    n = len(failures(t))
+    assert seen == [(k, n) for k in range(1, n + 1)]

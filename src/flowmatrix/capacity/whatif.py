@@ -12,7 +12,7 @@ left) or loses with a failed router is reported per failure.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -166,8 +166,15 @@ def fail(routing: Routing, failure: Failure) -> FailureOutcome:
     )
 
 
-def sweep(routing: Routing, scenarios: Sequence[Failure] | None = None) -> WhatIf:
+def sweep(
+    routing: Routing,
+    scenarios: Sequence[Failure] | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> WhatIf:
     """Every single link, router and SRLG failure (or the given ones): worst case per arc.
+
+    ``progress(done, total)`` is called after each failure (for a progress bar).
 
     Examples
     --------
@@ -196,12 +203,18 @@ def sweep(routing: Routing, scenarios: Sequence[Failure] | None = None) -> WhatI
         worst[better] = util[better]
         cause[better] = k
         outcomes.append(outcome)
+        if progress is not None:
+            progress(k + 1, len(chosen))
     return WhatIf(routing, tuple(outcomes), worst, cause, time.perf_counter() - started)
 
 
 def failure_sweep(
-    topology: Topology, demands: Demands, kinds: Iterable[FailureKind] = KINDS
+    topology: Topology,
+    demands: Demands,
+    kinds: Iterable[FailureKind] = KINDS,
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> WhatIf:
     """Route ``demands`` on ``topology`` and sweep every single failure of the given kinds."""
     routing = route(topology, demands)
-    return sweep(routing, failures(topology, kinds))
+    return sweep(routing, failures(topology, kinds), progress=progress)
