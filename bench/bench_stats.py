@@ -11,6 +11,17 @@ variance and peak from every stored period each time a period arrives — with
 its ratio to the mean incremental update (the reference grows
 linearly with the periods seen; the update does not). Also: peak RSS.
 
+Then the same periods go through the MG's update path,
+``MgStats.put_total`` — what ``MgStats.observe`` does once the period's
+total is summed: name and element codes of a 1 M-row ``pe_pe`` total (Arrow
+string columns), the dense vectors, the bytes and packets ``RunningStats``,
+the per-node volumes — first with new element sets (no reuse of the previous
+period's codes), then the steady state, then with the snapshot taken and queued after each
+period (and, apart, the time its background write to an in-memory store
+takes). Its same-run reference is the per-element
+Python key look-up MgStats used before (``zip`` of ``to_pylist`` columns
+into a dict), on the same total.
+
 Run: ``.venv/bin/python bench/bench_stats.py [--periods P] [--side S]``
 """
 
@@ -23,11 +34,16 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import ipaddress  # noqa: E402
 import resource  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
 
+from flowmatrix.config.model import Interval, NetworkConfig, PeRouter  # noqa: E402
+from flowmatrix.matrix.store import Store  # noqa: E402
+from flowmatrix.mg.stats import MgStats  # noqa: E402
 from flowmatrix.stats.running import RunningStats  # noqa: E402
 
 TARGET_S = 0.200
@@ -72,7 +88,6 @@ def main() -> None:
 
     mean_s = float(np.mean(times))
     worst_s = float(np.max(times))
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"{args.side:,} × {args.side:,} = {elements / 1e6:,.1f} M elements, {args.periods} periods"
     )
@@ -91,7 +106,98 @@ def main() -> None:
         f"naive recomputation of mean, variance, peak from the {args.periods} stored periods "
         f"(in memory): {reference_s * 1e3:.0f} ms = {reference_s / mean_s:.1f}× the mean update"
     )
+    mg_figures(args.side, args.periods, pool)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak_mib:,.0f} MiB")
+
+
+def mg_figures(side: int, periods: int, pool: list[np.ndarray]) -> None:
+    """Time MgStats.put_total (the update path of MgStats.observe) on 1 M-element totals."""
+    pes = tuple(
+        PeRouter(f"pe{i:04d}", ipaddress.ip_address(0x0A000000 + i), f"pop{i % 40:02d}")
+        for i in range(side)
+    )
+    config = NetworkConfig("bench", 65000, pes=pes, intervals=(Interval("always", "continuous"),))
+    names = [p.name for p in pes]
+    ingress = pa.array(np.repeat(names, side))
+    egress = pa.array(np.tile(names, side))
+    classes = pa.array(["BE"] * side * side)
+
+    def total(i: int) -> pa.Table:
+        values = pool[i % len(pool)]
+        return pa.table(
+            {
+                "ingress": ingress,
+                "egress": egress,
+                "class": classes,
+                "bytes": values,
+                "packets": values / 700,
+            }
+        )
+
+    writes: list[float] = []
+
+    def run(stats: MgStats, *, persist: bool, fresh: bool) -> list[float]:
+        times = []
+        for i in range(periods):
+            table = total(i)
+            if fresh:
+                # a new element set every period: no reuse of the previous period's codes
+                table = table.slice(i % 2, table.num_rows - i % 2)
+            start = i * 300_000
+            t = time.perf_counter()
+            stats.put_total("always", start, start + 300_000, table, [i], persist=persist)
+            times.append(time.perf_counter() - t)
+            if persist:
+                # the background write of this period's snapshot, waited for here
+                t = time.perf_counter()
+                stats.flush()
+                writes.append(time.perf_counter() - t)
+        return times
+
+    figures = {}
+    for label, persist, fresh in (
+        ("new element sets", False, True),
+        ("steady element set", False, False),
+        ("steady, + snapshot taken and queued", True, False),
+    ):
+        with Store(":memory:") as store:
+            stats = MgStats(config, store)
+            stats.start()
+            figures[label] = run(stats, persist=persist, fresh=fresh)
+            stats.stop()
+    # the reference: the per-element Python key look-up of the previous MgStats, same total
+    table = total(0)
+    t = time.perf_counter()
+    ids: dict[tuple[str, str, str], int] = {}
+    keys = zip(
+        table["ingress"].to_pylist(),
+        table["egress"].to_pylist(),
+        table["class"].to_pylist(),
+        strict=True,
+    )
+    _ = [ids.setdefault(key, len(ids)) for key in keys]
+    reference_s = time.perf_counter() - t
+    elements = f"{side * side / 1e6:.1f} M elements"
+    print(f"MgStats.put_total (the update path of MgStats.observe), {elements}:")
+    for label, times in figures.items():
+        mean_s = float(np.mean(times))
+        verdict = "ok" if mean_s < TARGET_S else "MISSED"
+        target = f" (target < {TARGET_S * 1e3:.0f} ms: {verdict})"
+        print(
+            f"  {label}: mean {mean_s * 1e3:.1f} ms, median {np.median(times) * 1e3:.1f} ms, "
+            f"worst {np.max(times) * 1e3:.1f} ms per period{target}"
+        )
+    print(
+        f"  snapshot write (background thread, after the update returned): mean "
+        f"{np.mean(writes) * 1e3:.1f} ms, worst {np.max(writes) * 1e3:.1f} ms per period"
+    )
+    new_mean = float(np.mean(figures["new element sets"]))
+    print(
+        f"  reference: per-element Python key look-up of the previous MgStats, one period: "
+        f"{reference_s * 1e3:.0f} ms = {reference_s / new_mean:.1f}× the mean update with new "
+        "element sets"
+    )
 
 
 if __name__ == "__main__":

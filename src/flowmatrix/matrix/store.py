@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from flowmatrix.errors import StoreError
@@ -38,9 +39,12 @@ from flowmatrix.matrix.partial import PARTIAL_KEYS, PARTIAL_SCHEMA, PartialMeta,
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Blob",
     "Principal",
     "PutResult",
     "Role",
+    "StatsPeriod",
+    "StatsState",
     "Store",
     "Upload",
     "hash_token",
@@ -70,6 +74,23 @@ _DDL = (
         class VARCHAR NOT NULL, bytes DOUBLE NOT NULL, packets DOUBLE NOT NULL,
         flows DOUBLE NOT NULL, sampled_packets DOUBLE NOT NULL, bytes_var DOUBLE NOT NULL,
         packets_var DOUBLE NOT NULL)""",
+    # statistics snapshots (mg/stats.py): one row per interval, one per counted period
+    """CREATE TABLE IF NOT EXISTS stats_state (
+        "interval" VARCHAR PRIMARY KEY, meta_json VARCHAR NOT NULL, keys BLOB NOT NULL,
+        bytes_mean BLOB NOT NULL, bytes_m2 BLOB NOT NULL, packets_mean BLOB NOT NULL,
+        packets_m2 BLOB NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS stats_periods (
+        "interval" VARCHAR NOT NULL, period_start_ms BIGINT NOT NULL,
+        period_end_ms BIGINT NOT NULL, uploads VARCHAR NOT NULL, volume DOUBLE NOT NULL,
+        node_volume BLOB NOT NULL, link_bps BLOB NOT NULL, element_bytes BLOB NOT NULL,
+        element_packets BLOB NOT NULL, PRIMARY KEY ("interval", period_start_ms))""",
+)
+#: columns of ``stats_state``, in :class:`StatsState` field order
+_STATE_COLUMNS = '"interval", meta_json, keys, bytes_mean, bytes_m2, packets_mean, packets_m2'
+#: columns of ``stats_periods``, in :class:`StatsPeriod` field order
+_PERIOD_COLUMNS = (
+    '"interval", period_start_ms, period_end_ms, uploads, volume, node_volume, link_bps, '
+    "element_bytes, element_packets"
 )
 _UPLOAD_COLUMNS = (
     'id, frp, "interval", period_start_ms, period_end_ms, version, digest, received_ms, '
@@ -126,6 +147,70 @@ class Upload:
     meta: PartialMeta
     rows: int
     current: bool = True
+
+
+#: a saved vector: bytes as read back, any contiguous buffer (e.g. a numpy array) to write
+Blob = bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class StatsState:
+    """One interval's saved running statistics; the blobs are the caller's (float64/int64 bytes)."""
+
+    interval: str
+    #: the caller's JSON: counts, period order, names, fingerprints
+    meta_json: str
+    keys: Blob
+    bytes_mean: Blob
+    bytes_m2: Blob
+    packets_mean: Blob
+    packets_m2: Blob
+
+
+@dataclass(frozen=True, slots=True)
+class StatsPeriod:
+    """One counted period of an interval's saved statistics: its values and the uploads summed."""
+
+    interval: str
+    period_start_ms: int
+    period_end_ms: int
+    #: ids of the current uploads the period's values were summed from, comma-separated
+    uploads: str
+    volume: float
+    node_volume: Blob
+    link_bps: Blob
+    #: the period's bytes and packets per element code
+    element_bytes: Blob
+    element_packets: Blob
+
+
+def _arrow_rows(rows: Sequence[Any], fields: Sequence[str]) -> pa.Table:
+    """Dataclass rows → an Arrow table, one column per field.
+
+    Blobs (bytes or any buffer) become large-binary chunks over their own
+    memory, without a copy (``pa.array`` of 8 MB bytes objects copies them
+    slowly).
+    """
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {}
+    for name in fields:  # per column
+        values = [getattr(r, name) for r in rows]
+        if values and isinstance(values[0], bytes | memoryview):
+            chunks = [
+                pa.LargeBinaryArray.from_buffers(
+                    pa.large_binary(),
+                    1,
+                    [
+                        None,
+                        pa.py_buffer(np.array([0, memoryview(v).nbytes], np.int64)),
+                        pa.py_buffer(v),
+                    ],
+                )
+                for v in values  # per row: a few rows per write
+            ]
+            columns[name] = pa.chunked_array(chunks, pa.large_binary())
+        else:
+            columns[name] = pa.array(values)
+    return pa.table(columns)
 
 
 def _first(result: duckdb.DuckDBPyConnection) -> tuple[Any, ...] | None:
@@ -402,6 +487,83 @@ class Store:
         with self._lock:
             row = _first(self._db().execute("SELECT value FROM meta WHERE key = ?", [key]))
         return None if row is None else str(row[0])
+
+    # --- statistics snapshots ----------------------------------------------------------------
+
+    def put_stats(self, state: StatsState, periods: Sequence[StatsPeriod] = ()) -> None:
+        """Save an interval's statistics and (re)write some of its periods, in one transaction.
+
+        The rows go in as registered Arrow tables: large blobs bound as query
+        parameters are copied several times (ten times slower for 8 MB).
+        """
+        state_rows = _arrow_rows([state], StatsState.__slots__)
+        period_rows = _arrow_rows(periods, StatsPeriod.__slots__)
+        with self._lock:
+            con = self._db()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table, name, columns in (
+                    (state_rows, "stats_state", _STATE_COLUMNS),
+                    (period_rows, "stats_periods", _PERIOD_COLUMNS),
+                ):
+                    if table.num_rows == 0:
+                        continue
+                    con.register("incoming_stats", table)
+                    try:
+                        con.execute(
+                            f"INSERT OR REPLACE INTO {name} ({columns}) "
+                            "SELECT * FROM incoming_stats"
+                        )
+                    finally:
+                        con.unregister("incoming_stats")
+                con.execute("COMMIT")
+            except BaseException as exc:
+                con.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    msg = f"store {self.path}: statistics not saved: {exc}"
+                    raise StoreError(msg) from None
+                raise
+
+    def stats_states(self) -> list[StatsState]:
+        """Every interval's saved statistics, by interval."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(f'SELECT {_STATE_COLUMNS} FROM stats_state ORDER BY "interval"')
+                .fetchall()
+            )
+        return [StatsState(str(r[0]), str(r[1]), *(bytes(b) for b in r[2:])) for r in rows]
+
+    def stats_periods(self, interval: str) -> list[StatsPeriod]:
+        """The saved periods of one interval, by period start."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    f'SELECT {_PERIOD_COLUMNS} FROM stats_periods WHERE "interval" = ? '
+                    "ORDER BY period_start_ms",
+                    [interval],
+                )
+                .fetchall()
+            )
+        return [
+            StatsPeriod(
+                str(r[0]),
+                int(r[1]),
+                int(r[2]),
+                str(r[3]),
+                float(r[4]),
+                *(bytes(b) for b in r[5:]),
+            )
+            for r in rows
+        ]
+
+    def clear_stats(self) -> None:
+        """Forget every saved statistic (before a full rebuild)."""
+        with self._lock:
+            con = self._db()
+            con.execute("DELETE FROM stats_periods")
+            con.execute("DELETE FROM stats_state")
 
     def counts(self) -> dict[str, int]:
         """Rows in each table (for logs and health)."""

@@ -72,7 +72,14 @@ from flowmatrix.matrix.total import (
     total_matrix,
 )
 from flowmatrix.mg.auth import Forbidden, for_frp, operator, reader_of
-from flowmatrix.mg.stats import STATS_COLUMNS, ForecastError, MgStats, element_forecast
+from flowmatrix.mg.stats import (
+    STATS_COLUMNS,
+    ForecastError,
+    MgStats,
+    StatsGranularity,
+    Timescale,
+    element_forecast,
+)
 from flowmatrix.routing.resolve import Compiled
 from flowmatrix.stats.busy import BusyHour
 
@@ -558,10 +565,16 @@ def element_stats(
     interval: Annotated[str, Query(min_length=1, max_length=200)],
     class_: Annotated[str | None, Query(alias="class", max_length=200)] = None,
     format: Literal["json", "csv", "parquet"] = "json",
+    granularity: StatsGranularity = "pe_pe",
+    timescale: Timescale = "period",
 ) -> Response:
-    """Statistics of every PE-to-PE element of an interval over its stored read-out periods."""
+    """Statistics of every element of an interval over its stored read-out periods.
+
+    ``granularity`` pe_pe or pop_pop; ``class=all`` sums the classes;
+    ``timescale`` hour, day or week sums the periods per local bucket first.
+    """
     state.check_interval(interval)
-    rows = _stats_of(state).rows(interval, class_)
+    rows = _stats_of(state).rows(interval, class_, granularity=granularity, timescale=timescale)
     if format != "json":
         types = [pa.string()] * 3 + [pa.int64()] + [pa.float64()] * (len(STATS_COLUMNS) - 4)
         schema = pa.schema(list(zip(STATS_COLUMNS, types, strict=True)))
@@ -570,6 +583,8 @@ def element_stats(
         {
             "interval": interval,
             "class": class_,
+            "granularity": granularity,
+            "timescale": timescale,
             "periods": rows[0]["periods"] if rows else 0,
             "columns": list(STATS_COLUMNS),
             "rows": [[_json_float(r[c]) for c in STATS_COLUMNS] for r in rows],
@@ -625,22 +640,49 @@ def element_forecast_route(
     state: State,
     _: Annotated[Principal, Depends(operator)],
     interval: Name,
-    ingress: Name,
-    egress: Name,
+    ingress: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    egress: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     class_: Annotated[str | None, Query(alias="class", min_length=1, max_length=200)] = None,
+    link: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    src: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     horizon: Annotated[int, Query(ge=1, le=10_000)] = 12,
     season: Annotated[int | None, Query(ge=2, le=100_000)] = None,
     capacity_bps: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None,
     threshold: Annotated[float | None, Query(gt=0, le=10, allow_inf_nan=False)] = None,
 ) -> JSONResponse:
     """Holt–Winters forecast of one element's bytes per period (classes summed without
-    ``class``), its backtest against the seasonal naive baseline, and when it crosses
-    ``threshold × capacity_bps``."""
+    ``class``), or of one topology link's load (``link``, direction ``src``), its
+    backtest against the seasonal naive baseline, and when it crosses
+    ``threshold × capacity_bps`` (for a link: its capacity and 0.8 unless given)."""
     state.check_interval(interval)
-    if (capacity_bps is None) != (threshold is None):
-        return _error(422, "query: give capacity_bps and threshold together")
     spec = next(i for i in state.config.intervals if i.id == interval)
-    starts, values = _stats_of(state).element_history(interval, ingress, egress, class_)
+    mg_stats = _stats_of(state)
+    subject: dict[str, Any]
+    if link is not None:
+        if ingress is not None or egress is not None or class_ is not None:
+            return _error(422, "query: give link or ingress and egress, not both")
+        history = mg_stats.link_history(interval, link, src)
+        capacity_bps = capacity_bps if capacity_bps is not None else history.capacity_bps
+        threshold = threshold if threshold is not None else 0.8
+        starts = history.period_start_ms
+        values = [bps * spec.readout_seconds / 8 for bps in history.bps]
+        subject = {
+            "link": {
+                "name": history.link,
+                "src": history.src,
+                "dst": history.dst,
+                "capacity_bps": history.capacity_bps,
+            }
+        }
+    else:
+        if ingress is None or egress is None:
+            return _error(422, "query: give ingress and egress, or link")
+        if src is not None:
+            return _error(422, "query: src selects a link's direction; give link")
+        if (capacity_bps is None) != (threshold is None):
+            return _error(422, "query: give capacity_bps and threshold together")
+        starts, values = mg_stats.element_history(interval, ingress, egress, class_)
+        subject = {"element": {"ingress": ingress, "egress": egress, "class": class_}}
     body = element_forecast(
         starts,
         values,
@@ -653,9 +695,12 @@ def element_forecast_route(
     if body["backtest"] is not None:
         body["backtest"] = {k: _json_float(v) for k, v in body["backtest"].items()}
     for row in body["forecast"]:
+        if link is not None and capacity_bps is not None:
+            row["utilization"] = _json_float(row["bps"] / capacity_bps)
         row["bytes"], row["bps"] = _json_float(row["bytes"]), _json_float(row["bps"])
-    element = {"ingress": ingress, "egress": egress, "class": class_}
-    return JSONResponse({"interval": interval, "element": element, **body})
+    if link is not None:
+        body["capacity_bps"], body["threshold"] = capacity_bps, threshold
+    return JSONResponse({"interval": interval, **subject, **body})
 
 
 @stats_router.get("/alarms")
@@ -729,7 +774,7 @@ def create_app(
         redoc_url=None,
     )
     if stats is None:
-        stats = MgStats(config, store)
+        stats = MgStats(config, store, topology=topology)
         stats.start()
     app.state.mg = MgState(
         config=config,
@@ -739,6 +784,11 @@ def create_app(
         stats=stats,
         topology=topology,
     )
+    # these routers import this module's MgState, so they are imported here
+    from flowmatrix.mg.capacity import capacity_router
+    from flowmatrix.mg.overview import overview_router
+    from flowmatrix.mg.web import web_router
+
     builtin = (
         meta_router,
         config_router,
@@ -746,9 +796,12 @@ def create_app(
         ingress_router,
         matrix_router,
         stats_router,
+        overview_router,
+        capacity_router,
     )
     for router in (*builtin, *routers):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(web_router)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     for exc_type in (
         FlowmatrixError,

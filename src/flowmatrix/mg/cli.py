@@ -331,8 +331,20 @@ def tm_stats(
     token_file: TokenFile,
     interval: IntervalOpt = "always",
     class_: Annotated[
-        str | None, typer.Option("--class", help="One class to keep; default: every class.")
+        str | None,
+        typer.Option("--class", help="One class to keep, 'all' to sum them; default: each apart."),
     ] = None,
+    granularity: Annotated[
+        str,
+        typer.Option("--granularity", help="pe_pe, or pop_pop (PEs summed into service nodes)."),
+    ] = "pe_pe",
+    timescale: Annotated[
+        str,
+        typer.Option(
+            "--timescale",
+            help="period, or hour, day, week: periods summed per local bucket first.",
+        ),
+    ] = "period",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the MG's JSON answers (stats, busy hour).")
     ] = False,
@@ -341,7 +353,13 @@ def tm_stats(
     ] = 20,
 ) -> None:
     """Show per-element statistics over an interval's periods, and the network busy hour."""
-    content, _ = _fetch(mg, token_file, {"interval": interval, "class": class_}, "stats")
+    params = {
+        "interval": interval,
+        "class": class_,
+        "granularity": granularity,
+        "timescale": timescale,
+    }
+    content, _ = _fetch(mg, token_file, params, "stats")
     body = json.loads(content)
     busy, _ = _fetch(mg, token_file, {"interval": interval}, "busy-hour")
     hour = json.loads(busy)
@@ -356,8 +374,13 @@ def render_stats(body: dict[str, Any], hour: dict[str, Any], *, limit: int = 20)
     columns: list[str] = body["columns"]
     rows = [dict(zip(columns, r, strict=True)) for r in body["rows"]]
     rows.sort(key=lambda r: -(r["mean_bytes"] or 0.0))
+    scale = body.get("timescale", "period")
+    buckets = (
+        f"{body['periods']} period(s)" if scale == "period" else f"{body['periods']} {scale}(s)"
+    )
+    granularity = body.get("granularity", "pe_pe")
     table = Table(
-        title=f"statistics, interval {body['interval']}, {body['periods']} period(s)",
+        title=f"{granularity} statistics, interval {body['interval']}, {buckets}",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
@@ -396,8 +419,20 @@ def _hour_line(label: str, busiest: dict[str, Any] | None, hour: dict[str, Any])
 def tm_forecast(
     mg: MgUrl,
     token_file: TokenFile,
-    ingress: Annotated[str, typer.Option("--ingress", help="Ingress PE of the element.")],
-    egress: Annotated[str, typer.Option("--egress", help="Egress PE of the element.")],
+    ingress: Annotated[
+        str | None, typer.Option("--ingress", help="Ingress PE of the element.")
+    ] = None,
+    egress: Annotated[
+        str | None, typer.Option("--egress", help="Egress PE of the element.")
+    ] = None,
+    link: Annotated[
+        str | None,
+        typer.Option("--link", help="A topology link instead of an element (mg serve --topology)."),
+    ] = None,
+    src: Annotated[
+        str | None,
+        typer.Option("--src", help="The link's direction: the router it leaves; default: busier."),
+    ] = None,
     interval: IntervalOpt = "always",
     class_: Annotated[
         str | None, typer.Option("--class", help="One class; default: the classes summed.")
@@ -410,40 +445,56 @@ def tm_forecast(
         typer.Option("--season", min=2, help="Season in periods; default: a day if 2 days known."),
     ] = None,
     capacity_bps: Annotated[
-        float | None, typer.Option("--capacity-bps", help="Capacity to check, bit/s.")
+        float | None,
+        typer.Option("--capacity-bps", help="Capacity to check, bit/s; a link's by default."),
     ] = None,
     threshold: Annotated[
         float, typer.Option("--threshold", help="Share of --capacity-bps that counts as crossed.")
     ] = 0.8,
     as_json: Annotated[bool, typer.Option("--json", help="Print the MG's JSON answer.")] = False,
 ) -> None:
-    """Forecast one element's traffic (Holt–Winters) and when it crosses a share of a capacity."""
+    """Forecast one element's or link's traffic (Holt–Winters) and when it crosses a share of
+    a capacity ("when does this link cross 80 %?")."""
+    if (link is None) == (ingress is None or egress is None):
+        err.print("error: give --ingress and --egress, or --link", markup=False)
+        raise typer.Exit(2)
     params: dict[str, Any] = {
         "interval": interval,
         "ingress": ingress,
         "egress": egress,
         "class": class_,
+        "link": link,
+        "src": src,
         "horizon": horizon,
         "season": season,
         "capacity_bps": capacity_bps,
-        "threshold": threshold if capacity_bps is not None else None,
+        "threshold": threshold if capacity_bps is not None or link is not None else None,
     }
     content, _ = _fetch(mg, token_file, params, "forecast")
     body = json.loads(content)
     if as_json:
         sys.stdout.write(json.dumps(body, indent=1) + "\n")
         return
-    render_forecast(body, capacity=capacity_bps is not None, threshold=threshold)
+    render_forecast(
+        body, capacity=capacity_bps is not None or link is not None, threshold=threshold
+    )
 
 
 def render_forecast(body: dict[str, Any], *, capacity: bool, threshold: float = 0.8) -> None:
     """The /forecast answer → a table of the forecast periods, the backtest and the crossing."""
-    element = body["element"]
-    cls = element["class"] if element["class"] is not None else "all classes"
+    if "link" in body:
+        link = body["link"]
+        what = (
+            f"link {link['name']} {link['src']} > {link['dst']} ({_si(link['capacity_bps'])}bit/s)"
+        )
+    else:
+        element = body["element"]
+        cls = element["class"] if element["class"] is not None else "all classes"
+        what = f"{element['ingress']} > {element['egress']} ({cls})"
     season = f"season {body['season']} periods" if body["season"] else "no season"
     table = Table(
         title=(
-            f"forecast {element['ingress']} > {element['egress']} ({cls}), interval "
+            f"forecast {what}, interval "
             f"{body['interval']}: {body['history_periods']} period(s) of history, {season}"
         ),
         box=box.SIMPLE_HEAD,
@@ -504,3 +555,86 @@ def tm_alarms(
         )
     out.print(table)
     out.print(f"{len(active)} alarm(s) raised", markup=False, highlight=False)
+
+
+@tm_app.command("plot")
+def tm_plot(
+    mg: MgUrl,
+    token_file: TokenFile,
+    output: Annotated[
+        Path, typer.Option("--output", help="File to write: .png, or .html (standalone, offline).")
+    ],
+    interval: IntervalOpt = "always",
+    period: PeriodOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    granularity: Annotated[str, typer.Option("--granularity", help="pe_pe or pop_pop.")] = "pe_pe",
+    class_: Annotated[
+        str, typer.Option("--class", help="One class, or 'all' to sum the classes.")
+    ] = "all",
+    value: Annotated[
+        str, typer.Option("--value", help="Heatmap value: bytes, packets or bps.")
+    ] = "bytes",
+    ingress: Annotated[
+        str | None, typer.Option("--ingress", help="With --egress: plot this OD pair over time.")
+    ] = None,
+    egress: Annotated[str | None, typer.Option("--egress", help="Egress of the OD pair.")] = None,
+) -> None:
+    """Plot a total matrix as a heatmap, or one OD pair's bytes per period (PNG or HTML).
+
+    The time series carries its mean and 95th percentile.
+    """
+    import numpy as np
+
+    from flowmatrix.matrix import plot
+
+    suffix = output.suffix.lower()
+    if suffix not in (".png", ".html"):
+        err.print(f"error: {output}: extension must be .png or .html", markup=False)
+        raise typer.Exit(2)
+    if granularity not in ("pe_pe", "pop_pop") or value not in ("bytes", "packets", "bps"):
+        err.print("error: --granularity pe_pe|pop_pop, --value bytes|packets|bps", markup=False)
+        raise typer.Exit(2)
+    if (ingress is None) != (egress is None):
+        err.print("error: give both --ingress and --egress for a time series", markup=False)
+        raise typer.Exit(2)
+    if ingress is not None and egress is not None:
+        params: dict[str, Any] = {
+            "interval": interval,
+            "ingress": ingress,
+            "egress": egress,
+            "granularity": granularity,
+            "class": None if class_ == "all" else class_,
+        }
+        content, _ = _fetch(mg, token_file, params, "series")
+        periods = json.loads(content)["periods"]
+        starts = np.array([p["period_start_ms"] for p in periods], dtype=np.int64)
+        series = np.array([p["bytes"] for p in periods], dtype=np.float64)
+        title = f"{ingress} → {egress}, class {class_}, interval {interval}"
+        draw = plot.series_html if suffix == ".html" else plot.series
+        draw(starts, series, output, title=title, unit="bytes per period")
+        err.print(f"wrote {output}: {len(periods)} periods", markup=False)
+        return
+    params = _params(interval, period, since, until, granularity, class_, "json")
+    content, _ = _fetch(mg, token_file, params)
+    body = json.loads(content)
+    columns: list[str] = body["columns"]
+    rows: list[list[Any]] = body["rows"]
+    if not rows:
+        err.print("error: the MG holds no traffic for that selection", markup=False)
+        raise typer.Exit(1)
+    ingress_col, egress_col = columns.index("ingress"), columns.index("egress")
+    figure_col = columns.index("packets" if value == "packets" else "bytes")
+    figures = np.array([r[figure_col] for r in rows], dtype=np.float64)
+    if value == "bps":
+        figures = figures * 8 / max(float(body["seconds"]), 1.0)
+    draw_map = plot.heatmap_html if suffix == ".html" else plot.heatmap
+    draw_map(
+        np.array([r[ingress_col] for r in rows]),
+        np.array([r[egress_col] for r in rows]),
+        figures,
+        output,
+        title=f"{granularity} {value}, class {class_}, interval {interval} ({body['status']})",
+        unit=value,
+    )
+    err.print(f"wrote {output}: {len(rows)} elements, status {body['status']}", markup=False)

@@ -106,7 +106,7 @@ class MgService:
                 len(topology.nodes),
                 len(topology.links),
             )
-        self.stats = MgStats(self.config, self.store)
+        self.stats = MgStats(self.config, self.store, topology=topology)
         self.stats.start()
         self._stack.callback(self.stats.stop)
         app = create_app(

@@ -1,37 +1,48 @@
-"""Stored read-out periods → per-interval element statistics and the network busy hour.
+"""Stored read-out periods → per-interval element statistics, busy hours and link loads.
 
 :class:`MgStats` keeps, per measurement interval, one
 :class:`~flowmatrix.stats.running.RunningStats` for bytes and one for packets
-over the PE-to-PE elements (ingress, egress, class), coded through an
-:class:`~flowmatrix.stats.running.ElementIndex`, the network volume
-(bytes) of every period for the busy hour, and the bytes per service node of
-every period (:func:`~flowmatrix.stats.busy.node_volumes`) for the per-node
-busy hours (:meth:`MgStats.node_busy`). :func:`element_forecast` turns one
-element's history (:meth:`MgStats.element_history`) into a Holt–Winters
-forecast, its backtest and the threshold crossing served by ``/forecast``.
+over the PE-to-PE elements (ingress, egress, class), the network volume
+(bytes) and the bytes per service node of every period (busy hours), and,
+with a topology, the load of every link direction of every period (the
+period's PE-to-PE matrix routed by :func:`~flowmatrix.capacity.routing.route`).
+:func:`element_forecast` turns one element's or link's history into a
+Holt–Winters forecast, its backtest and the threshold crossing served by
+``/forecast``.
 
 * ``observe(interval, period_start_ms)`` is called by the upload route, in
   the request's worker thread, after a partial was *stored* (a first version
   or a revision). It sums the current partials of that one period
   (``total_matrix(..., granularity="pe_pe")``), not the history, and puts the
-  period's values in: ``update`` for a period not yet counted, ``replace``
-  for one already counted, so a late FRP or a revision replaces the period's
-  values instead of adding a period.
-* ``start()`` rebuilds everything from the store's stored periods, one
-  period at a time. That read at start is the only re-read; afterwards every
-  update is incremental.
+  period's values in (:meth:`MgStats.put_total`): ``update`` for a period not
+  yet counted, ``replace`` for one already counted, so a late FRP or a
+  revision replaces the period's values instead of adding a period. The
+  update is columnar: key columns dictionary-encoded into name codes, element
+  codes from a look-up table of name-code triples (or the previous period's
+  codes when its key columns are the same), one scatter per quantity.
+* After each update the running state (element keys and names, mean and M2)
+  and the period's values (bytes and packets per element, network, node and
+  link volumes, the ids of the uploads summed) are saved in the store's
+  ``stats_state`` and ``stats_periods`` tables, in one transaction.
+* ``start()`` loads that snapshot and sums again only the periods whose
+  current uploads differ from the saved ones (stored or revised since); a
+  missing, corrupt or foreign snapshot (other service nodes or topology) is
+  dropped with a warning and everything is rebuilt from the stored periods.
+* :meth:`MgStats.rows` serves the running PE-to-PE figures, and on demand,
+  from the kept per-period values, the class sum, service-node granularity
+  and roll-ups to local hours, days and ISO weeks.
 
 Each period total also goes to an :class:`~flowmatrix.stats.alarms.AlarmEngine`
 of the configuration's rules: element rules get one key per
 ``"ingress>egress"`` (ASCII: the key goes into the webhook's
-Idempotency-Key header), network rules the key ``"network"``; link rules
-are skipped (no topology at the MG). The engine's state is saved in the
-store's ``meta`` table after each evaluation and restored at start; a
-:class:`~flowmatrix.stats.webhook.WebhookSender` runs with the component when a
-rule has a webhook.
+Idempotency-Key header), network rules the key ``"network"``, link rules
+(with a topology; skipped without) one key per selected link direction,
+``"link:src>dst"``, valued in bit/s or utilization. The engine's state is
+saved in the store's ``meta`` table after each evaluation and restored at
+start; a :class:`~flowmatrix.stats.webhook.WebhookSender` runs with the
+component when a rule has a webhook.
 
-Reads (:meth:`MgStats.rows`, :meth:`MgStats.busy`,
-:meth:`MgStats.active_alarms`) and updates are serialized by one lock.
+Reads and updates are serialized by one lock.
 
 >>> from flowmatrix.config.model import NetworkConfig
 >>> from flowmatrix.matrix.store import Store
@@ -49,35 +60,53 @@ import json
 import logging
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
+import scipy.sparse as sp
 
-from flowmatrix.config.model import Interval, NetworkConfig
+from flowmatrix.config.model import AlarmRule, Interval, NetworkConfig
 from flowmatrix.errors import FlowmatrixError
-from flowmatrix.matrix.store import Store, Upload
-from flowmatrix.matrix.total import total_matrix
-from flowmatrix.stats.alarms import ActiveAlarm, AlarmEngine, AlarmEvent, element_mask
-from flowmatrix.stats.busy import BusyHour, busy_hour, busy_hours, node_volumes
+from flowmatrix.matrix.store import Blob, StatsPeriod, StatsState, Store, Upload
+from flowmatrix.matrix.total import ALL_CLASSES, total_matrix
+from flowmatrix.stats.alarms import (
+    ActiveAlarm,
+    AlarmEngine,
+    AlarmEvent,
+    element_mask,
+    link_mask,
+)
+from flowmatrix.stats.busy import BusyHour, busy_hour, busy_hours
 from flowmatrix.stats.forecast import backtest, crossing_time, forecast
-from flowmatrix.stats.running import ElementIndex, RunningStats, dense
+from flowmatrix.stats.running import ElementIndex, RunningStats, rollup
 from flowmatrix.stats.webhook import WebhookSender
+
+if TYPE_CHECKING:
+    from flowmatrix.capacity.topology import Topology
 
 __all__ = [
     "ALARM_STATE_KEY",
     "MIN_FORECAST_PERIODS",
     "STATS_COLUMNS",
+    "STATS_GRANULARITIES",
+    "TIMESCALES",
     "ForecastError",
+    "LinkHistory",
     "MgStats",
+    "StatsGranularity",
+    "Timescale",
     "element_forecast",
 ]
 
 log = logging.getLogger("flowmatrix.mg.stats")
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 _HOUR_S: Final = 3600
 #: key of the alarm engine's JSON state in the store's ``meta`` table
 ALARM_STATE_KEY: Final = "alarm_state"
@@ -101,46 +130,218 @@ STATS_COLUMNS: Final = (
     "p95_packets",
 )
 
+StatsGranularity = Literal["pe_pe", "pop_pop"]
+#: granularities :meth:`MgStats.rows` serves (named as ``/matrix`` names them)
+STATS_GRANULARITIES: Final = tuple(get_args(StatsGranularity))
+Timescale = Literal["period", "hour", "day", "week"]
+#: time scales of :meth:`MgStats.rows`: read-out periods, or their sums per local hour, day, week
+TIMESCALES: Final = tuple(get_args(Timescale))
+
+#: bits of one name code in a packed element key: (ingress, egress, class) in 3 × 21 bits
+_BITS: Final = 21
+_MASK: Final = (1 << _BITS) - 1
+#: largest ends × ends × classes look-up table of element codes (int32 cells: 32 MB), e.g.
+#: 1,000 PEs × 1,000 × 8 classes
+_LUT_CELLS: Final = 1 << 23
+#: version of the saved statistics (``meta_json["version"]``)
+SNAPSHOT_VERSION: Final = 1
+
+
+class _Names:
+    """PE and class names ↔ codes, in order of first appearance (codes of packed element keys)."""
+
+    def __init__(self, values: Sequence[str] = ()) -> None:
+        self.values: list[str] = []
+        self.code: dict[str, int] = {}
+        self.extend(values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def extend(self, values: Sequence[str]) -> None:
+        for value in values:  # per new distinct name
+            if value not in self.code:
+                if len(self.values) > _MASK:
+                    msg = f"more than {_MASK + 1} distinct names in one interval"
+                    raise ValueError(msg)
+                self.code[value] = len(self.values)
+                self.values.append(value)
+
+    def encode(self, column: pa.ChunkedArray | pa.Array) -> I64:
+        """A string column → one code per row (dictionary-encoded: names looked up once each)."""
+        array = column
+        if isinstance(column, pa.ChunkedArray):
+            # combining copies even one chunk (a sliced one): only when there are several
+            array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        encoded = pc.dictionary_encode(array)
+        words = [str(w) for w in encoded.dictionary.to_pylist()]  # the distinct names only
+        self.extend(words)
+        lookup = np.array([self.code[w] for w in words], dtype=np.int64)
+        return np.asarray(np.take(lookup, encoded.indices.to_numpy(zero_copy_only=False)), np.int64)
+
+    def array(self) -> npt.NDArray[np.object_]:
+        out = np.empty(len(self.values), dtype=object)
+        out[:] = self.values
+        return out
+
+
+def _pack(ingress: I64, egress: I64, cls: I64) -> I64:
+    return np.asarray((ingress << (2 * _BITS)) | (egress << _BITS) | cls, dtype=np.int64)
+
+
+def _unpack(keys: I64) -> tuple[I64, I64, I64]:
+    return keys >> (2 * _BITS), (keys >> _BITS) & _MASK, keys & _MASK
+
 
 @dataclass
 class _IntervalStats:
-    """One interval's element statistics and per-period network volume."""
+    """One interval's element statistics, per-period volumes, link loads and what they came from."""
 
+    #: PE (or other end) names and class names; packed keys hold their codes
+    ends: _Names = field(default_factory=_Names)
+    classes: _Names = field(default_factory=_Names)
+    #: packed (ingress, egress, class) name codes → element code
     index: ElementIndex = field(default_factory=ElementIndex)
-    #: (ingress, egress, class) by key id; the id is what the index codes
-    keys: list[tuple[str, str, str]] = field(default_factory=list)
-    ids: dict[tuple[str, str, str], int] = field(default_factory=dict)
     bytes: RunningStats = field(default_factory=RunningStats)
     packets: RunningStats = field(default_factory=RunningStats)
     #: period start (UTC ms) → network volume of the period, bytes; its keys are the counted periods
     volume: dict[int, float] = field(default_factory=dict)
     #: period start (UTC ms) → bytes per service node (``MgStats.nodes`` order)
     node_volume: dict[int, F64] = field(default_factory=dict)
-    #: service-node code of each key id's ingress and egress PE (-1: none)
-    ingress_node: list[int] = field(default_factory=list)
-    egress_node: list[int] = field(default_factory=list)
+    #: period start (UTC ms) → load of every topology arc, bit/s (empty without a topology)
+    link_bps: dict[int, F64] = field(default_factory=dict)
+    #: period start (UTC ms) → its end
+    end_ms: dict[int, int] = field(default_factory=dict)
+    #: period start (UTC ms) → ids of the current uploads summed into it
+    uploads: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    #: element code of every (ingress, egress, class) name-code triple, -1 unknown; None when
+    #: the vocabularies outgrow _LUT_CELLS (the index's search then)
+    lut: npt.NDArray[np.int32] | None = field(
+        default_factory=lambda: np.full((0, 0, 0), -1, np.int32)
+    )
+    #: per element: the service-node bin of its ingress and of its egress (see _node_volume)
+    node_bins: tuple[I64, I64] | None = None
+    #: the last total's key columns and their name and element codes
+    last: tuple[tuple[pa.ChunkedArray, ...], tuple[I64, I64, I64, npt.NDArray[np.intp]]] | None = (
+        None
+    )
 
-    def key_ids(
-        self, keys: list[tuple[str, str, str]], node_of: dict[str, int] | None = None
-    ) -> list[int]:
-        nodes = node_of or {}
-        out = []
-        for key in keys:  # per element of one period's total
-            if key not in self.ids:
-                self.ids[key] = len(self.keys)
-                self.keys.append(key)
-                self.ingress_node.append(nodes.get(key[0], -1))
-                self.egress_node.append(nodes.get(key[1], -1))
-            out.append(self.ids[key])
-        return out
+    def codes(self, ingress: I64, egress: I64, classes: I64) -> npt.NDArray[np.intp]:
+        """Element codes of name-code triples (new elements get new codes)."""
+        if self.lut is not None:
+            shape = (len(self.ends), len(self.ends), len(self.classes))
+            if self.lut.shape != shape:
+                if int(np.prod(shape)) > _LUT_CELLS:
+                    self.lut = None
+                else:
+                    grown = np.full(shape, -1, np.int32)
+                    grown[tuple(slice(0, n) for n in self.lut.shape)] = self.lut
+                    self.lut = grown
+        if self.lut is None:
+            return self.index.codes(_pack(ingress, egress, classes))
+        codes = self.lut[ingress, egress, classes]
+        new = codes < 0
+        if new.any():
+            fresh = self.index.codes(_pack(ingress[new], egress[new], classes[new]))
+            self.lut[ingress[new], egress[new], classes[new]] = fresh
+            codes[new] = fresh
+        return codes.astype(np.intp, copy=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHistory:
+    """One direction of one topology link: its load per counted period, oldest first."""
+
+    link: str
+    src: str
+    dst: str
+    capacity_bps: float
+    period_start_ms: list[int]
+    bps: list[float]
+
+
+class _SnapshotError(ValueError):
+    """A saved statistics snapshot that cannot be used (corrupt, or of another configuration)."""
+
+
+def _blob(values: npt.NDArray[Any]) -> memoryview:
+    """A vector as little-endian float64 or int64 bytes, over its own memory when it can.
+
+    Only vectors nobody changes afterwards are passed: kept periods, element
+    keys (replaced, never changed in place) and copies of the running moments.
+    """
+    kind = "<f8" if values.dtype.kind == "f" else "<i8"
+    return np.ascontiguousarray(values, dtype=kind).data
+
+
+def _floats(blob: Blob, size: int | None = None) -> F64:
+    octets = memoryview(blob).nbytes
+    if octets % 8:
+        msg = f"a saved vector of {octets} octets is not float64"
+        raise _SnapshotError(msg)
+    out = np.frombuffer(blob, dtype="<f8").astype(np.float64)
+    if size is not None and out.size != size:
+        msg = f"a saved vector has {out.size} values, not {size}"
+        raise _SnapshotError(msg)
+    return out
+
+
+class _SnapshotWriter:
+    """Writes statistics snapshots to the store in a background thread, newest state first.
+
+    Writes queued while one runs are merged: the interval's latest state and
+    the union of the periods, the latest row of each. The thread runs while
+    there is something to write and exits when the queue is empty. A write
+    that fails is logged; the store then lags behind, which the next start
+    notices and catches up from the stored partials.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pending: dict[str, tuple[StatsState, dict[int, StatsPeriod]]] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, state: StatsState, periods: Sequence[StatsPeriod]) -> None:
+        """Queue a state and some of its periods; return at once."""
+        with self._cond:
+            queued = self._pending.get(state.interval, (state, {}))[1]
+            queued.update({p.period_start_ms: p for p in periods})
+            self._pending[state.interval] = (state, queued)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="stats-save", daemon=True)
+                self._thread.start()
+
+    def flush(self) -> None:
+        """Wait until everything queued is written."""
+        with self._cond:
+            while self._thread is not None:
+                self._cond.wait()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._pending:
+                    self._thread = None
+                    self._cond.notify_all()
+                    return
+                batch, self._pending = self._pending, {}
+            for state, periods in batch.values():  # per interval
+                try:
+                    self.store.put_stats(state, list(periods.values()))
+                except Exception:
+                    log.exception("component=stats event=save_failed interval=%s", state.interval)
 
 
 class MgStats:
-    """Per-interval element statistics and busy hour, updated as periods are stored."""
+    """Per-interval element statistics, busy hours and link loads, updated as periods are stored."""
 
-    def __init__(self, config: NetworkConfig, store: Store) -> None:
+    def __init__(
+        self, config: NetworkConfig, store: Store, *, topology: Topology | None = None
+    ) -> None:
         self.config = config
         self.store = store
+        self.topology = topology
         self._intervals: dict[str, Interval] = {i.id: i for i in config.intervals}
         #: service node names, sorted; a node's code is its position
         self.nodes: tuple[str, ...] = tuple(
@@ -152,20 +353,29 @@ class MgStats:
         self._lock = threading.Lock()
         self.alarms = AlarmEngine(config.alarms)
         self._webhooks: WebhookSender | None = None
+        self._writer = _SnapshotWriter(store)
+
+    # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Restore the alarm state, start webhooks, rebuild the statistics from the store.
+        """Restore the alarm state, start webhooks, load the saved statistics and catch up.
 
-        The rebuild is the only re-read of history; periods the restored alarm
-        state already saw are not evaluated again (the engine ignores them).
+        The statistics saved in the store (``stats_state``, ``stats_periods``)
+        are loaded as they were; then only the periods whose current uploads
+        differ from the ones saved (stored or revised since) are summed again
+        from their partials. A snapshot that is missing, corrupt or of another
+        configuration or topology is dropped with a warning and everything is
+        rebuilt from the stored periods. Periods the restored alarm state
+        already saw are not evaluated again (the engine ignores them).
         """
-        for rule in self.config.alarms:
-            if rule.target == "link":
-                log.info(
-                    "component=stats rule=%s link rules need a topology, which the MG lacks: "
-                    "skipped",
-                    rule.id,
-                )
+        if self.topology is None:
+            for rule in self.config.alarms:
+                if rule.target == "link":
+                    log.info(
+                        "component=stats rule=%s link rules need a topology (mg serve "
+                        "--topology): skipped",
+                        rule.id,
+                    )
         saved = self.store.get_meta(ALARM_STATE_KEY)
         if saved is not None:
             try:
@@ -176,21 +386,52 @@ class MgStats:
             self._webhooks = WebhookSender(self.config.alarms)
             self._webhooks.start()
         periods: dict[tuple[str, int], list[Upload]] = {}
-        for upload in self.store.current():  # one query, ordered by interval and period
-            periods.setdefault((upload.interval, upload.period_start_ms), []).append(upload)
+        for upload in self.store.current():  # one query of upload metadata, no rows
+            if upload.interval in self._intervals:
+                periods.setdefault((upload.interval, upload.period_start_ms), []).append(upload)
         with self._lock:
             self._stats.clear()
+            try:
+                loaded = self._load()
+            except _SnapshotError as exc:
+                self._stats.clear()
+                loaded, reason = set(), f"statistics snapshot not used ({exc})"
+            else:
+                reason = "no statistics snapshot"
+            if not loaded:
+                self.store.clear_stats()
+                if periods:
+                    log.warning(
+                        "component=stats %s: rebuilding from %d stored period(s)",
+                        reason,
+                        len(periods),
+                    )
+            summed: dict[str, list[int]] = {}
             for (interval, start), uploads in periods.items():  # per stored period
-                if interval in self._intervals:
-                    self._put(interval, start, uploads)
-        log.info("component=stats event=started periods=%d", len(periods))
+                state = self._stats.get(interval)
+                ids = tuple(sorted(u.id for u in uploads))
+                if state is not None and state.uploads.get(start) == ids:
+                    continue  # saved as it is now
+                self._put(interval, start, uploads, persist=False)
+                summed.setdefault(interval, []).append(start)
+            for interval, starts in summed.items():  # save once per interval
+                self._save(interval, starts if interval in loaded else None, wait=True)
+        log.info(
+            "component=stats event=started periods=%d loaded_intervals=%d summed=%d",
+            len(periods),
+            len(loaded),
+            sum(len(s) for s in summed.values()),
+        )
 
     def stop(self) -> None:
-        """Deliver queued webhooks and stop; the statistics live in memory, rebuilt at start."""
+        """Finish saving the statistics, deliver queued webhooks and stop."""
+        self._writer.flush()
         if self._webhooks is not None:
             self._webhooks.stop()
             self._webhooks = None
         log.info("component=stats event=stopped")
+
+    # --- updates ---------------------------------------------------------------------------------
 
     def observe(self, interval: str, period_start_ms: int) -> None:
         """Recompute one period's total and put it in (``replace`` when already counted)."""
@@ -198,22 +439,69 @@ class MgStats:
             uploads = self.store.current(interval, period_start_ms=period_start_ms)
             self._put(interval, period_start_ms, uploads)
 
-    def _put(self, interval: str, period_start_ms: int, uploads: list[Upload]) -> None:
+    def _put(
+        self, interval: str, period_start_ms: int, uploads: list[Upload], *, persist: bool = True
+    ) -> None:
         """Sum the period's current ``uploads`` and put the total in as the period's values."""
         total = total_matrix(self.config, self.store.iter_rows(uploads), granularity="pe_pe")
-        state = self._stats.setdefault(interval, _IntervalStats())
-        keys = list(
-            zip(
-                total["ingress"].to_pylist(),
-                total["egress"].to_pylist(),
-                total["class"].to_pylist(),
-                strict=True,
+        end_ms = max((u.period_end_ms for u in uploads), default=period_start_ms)
+        ids = tuple(sorted(u.id for u in uploads))
+        self._put_total(interval, period_start_ms, end_ms, total, ids, persist=persist)
+
+    def put_total(
+        self,
+        interval: str,
+        period_start_ms: int,
+        period_end_ms: int,
+        total: pa.Table,
+        uploads: Sequence[int] = (),
+        *,
+        persist: bool = True,
+    ) -> None:
+        """Put one period's PE-to-PE total in (``observe`` without the store read and sum).
+
+        ``total`` has the ``ingress, egress, class, bytes, packets`` columns of
+        ``total_matrix(..., granularity="pe_pe")``; ``uploads`` the ids it was
+        summed from (what a restart compares). ``persist`` saves the snapshot.
+        """
+        with self._lock:
+            self._put_total(
+                interval,
+                period_start_ms,
+                period_end_ms,
+                total,
+                tuple(sorted(uploads)),
+                persist=persist,
             )
-        )
-        codes = state.index.codes(np.array(state.key_ids(keys, self._node_of), dtype=np.int64))
+
+    def _put_total(
+        self,
+        interval: str,
+        period_start_ms: int,
+        end_ms: int,
+        total: pa.Table,
+        ids: tuple[int, ...],
+        *,
+        persist: bool,
+    ) -> None:
+        state = self._stats.setdefault(interval, _IntervalStats())
+        columns = tuple(total[c] for c in ("ingress", "egress", "class"))
+        if state.last is not None and all(
+            a.equals(b) for a, b in zip(columns, state.last[0], strict=True)
+        ):
+            # the previous period's elements, in the same order: its codes (a buffer compare)
+            ingress, egress, classes, codes = state.last[1]
+        else:
+            ingress = state.ends.encode(columns[0])
+            egress = state.ends.encode(columns[1])
+            classes = state.classes.encode(columns[2])
+            codes = state.codes(ingress, egress, classes)
+            state.last = (columns, (ingress, egress, classes, codes))
         size = len(state.index)
-        bytes_ = dense(codes, total["bytes"].to_numpy(), size)
-        packets = dense(codes, total["packets"].to_numpy(), size)
+        # a total has one row per element: a scatter, not a sum
+        bytes_, packets = np.zeros(size), np.zeros(size)
+        bytes_[codes] = total["bytes"].to_numpy()
+        packets[codes] = total["packets"].to_numpy()
         if not (np.isfinite(bytes_).all() and np.isfinite(packets).all()):
             # sums past 1.8e308: the period stays as it was
             log.error(
@@ -229,27 +517,89 @@ class MgStats:
             state.bytes.update(bytes_, period_start_ms)
             state.packets.update(packets, period_start_ms)
         state.volume[period_start_ms] = float(bytes_.sum())
-        key_ids = state.index.keys
-        state.node_volume[period_start_ms] = node_volumes(
-            bytes_,
-            np.asarray(state.ingress_node, dtype=np.int64)[key_ids],
-            np.asarray(state.egress_node, dtype=np.int64)[key_ids],
-            len(self.nodes),
-        )
-        end_ms = max(u.period_end_ms for u in uploads)
-        self._evaluate(interval, end_ms, total)
+        state.end_ms[period_start_ms] = end_ms
+        state.uploads[period_start_ms] = ids
+        state.node_volume[period_start_ms] = self._node_volume(state, bytes_)
+        if self.topology is not None:
+            spec = self._intervals.get(interval)
+            seconds = spec.readout_seconds if spec is not None else 300
+            state.link_bps[period_start_ms] = self._link_loads(state, bytes_ * 8 / seconds)
+        if persist:
+            self._save(interval, [period_start_ms])
+        if interval in self._intervals:
+            self._evaluate(
+                interval, end_ms, state, ingress, egress, classes, total, period_start_ms
+            )
 
-    def _evaluate(self, interval: str, end_ms: int, total: pa.Table) -> None:
+    def _node_volume(self, state: _IntervalStats, values: F64) -> F64:
+        """Element values → volume per service node (bins of the element set cached)."""
+        n = len(self.nodes)
+        if state.node_bins is None or state.node_bins[0].size != values.size:
+            ing, egr, _ = _unpack(state.index.keys)
+            node_code = self._node_codes(state.ends)
+            i_node, e_node = node_code[ing], node_code[egr]
+            # bin n collects what counts for no node: unknown ends, the egress of a one-node element
+            state.node_bins = (
+                np.where(i_node >= 0, i_node, n),
+                np.where((e_node >= 0) & (e_node != i_node), e_node, n),
+            )
+        ingress_bin, egress_bin = state.node_bins
+        out = np.bincount(ingress_bin, weights=values, minlength=n + 1)
+        out += np.bincount(egress_bin, weights=values, minlength=n + 1)
+        return np.asarray(out[:n], dtype=np.float64)
+
+    def _node_codes(self, names: _Names) -> I64:
+        """Service-node code of every name (-1: not a configured PE)."""
+        return np.array([self._node_of.get(n, -1) for n in names.values], np.int64)
+
+    def _link_loads(self, state: _IntervalStats, element_bps: F64) -> F64:
+        """Element rates (bit/s) → the load of every topology arc (classes summed per PE pair)."""
+        from flowmatrix.capacity.demands import make_demands
+        from flowmatrix.capacity.routing import route
+
+        assert self.topology is not None
+        pair = state.index.keys >> _BITS  # (ingress, egress) name codes, classes dropped
+        distinct, back = np.unique(pair, return_inverse=True)
+        bps = np.bincount(back, weights=element_bps, minlength=distinct.size)
+        names = state.ends.array()
+        ingress, egress = names[distinct >> _BITS], names[distinct & _MASK]
+        # only routers of the topology: "unresolved" and unknown PEs carry no link load
+        known = np.isin(ingress, list(self.topology.node_index)) & np.isin(
+            egress, list(self.topology.node_index)
+        )
+        keep = known & (bps > 0)
+        demands = make_demands(ingress[keep].astype(str), egress[keep].astype(str), bps[keep])
+        return np.asarray(route(self.topology, demands).load_bps, dtype=np.float64)
+
+    def _evaluate(
+        self,
+        interval: str,
+        end_ms: int,
+        state: _IntervalStats,
+        ingress_codes: I64,
+        egress_codes: I64,
+        class_codes: I64,
+        total: pa.Table,
+        period_start_ms: int,
+    ) -> None:
         """Feed a period's total to the alarm rules of ``interval``; persist the engine state."""
-        rules = [r for r in self.alarms.rules_for(interval) if r.target != "link"]
+        rules = [
+            r
+            for r in self.alarms.rules_for(interval)
+            if r.target != "link" or self.topology is not None
+        ]
         if not rules:
             return
         spec = self._intervals[interval]
-        ingress = np.asarray(total["ingress"].to_pylist(), dtype=object)
-        egress = np.asarray(total["egress"].to_pylist(), dtype=object)
-        classes = np.asarray(total["class"].to_pylist(), dtype=object)
+        names = state.ends.array()
+        ingress, egress = names[ingress_codes], names[egress_codes]
+        classes = state.classes.array()[class_codes]
         events: list[AlarmEvent] = []
         for rule in rules:  # per configured rule
+            if rule.target == "link":
+                keys, sums = self._link_values(rule, state.link_bps[period_start_ms])
+                events += self.alarms.observe(rule.id, interval, end_ms, keys, sums)
+                continue
             column = "packets" if rule.statistic == "packets" else "bytes"
             values = total[column].to_numpy()
             if rule.statistic == "bps":
@@ -263,54 +613,344 @@ class MgStats:
                 )
                 distinct, back = np.unique(pairs, return_inverse=True)
                 keys = [str(k) for k in distinct]
-                sums = np.bincount(back, weights=values[mask], minlength=len(keys))
+                sums = np.asarray(
+                    np.bincount(back, weights=values[mask], minlength=len(keys)), np.float64
+                )
             events += self.alarms.observe(rule.id, interval, end_ms, keys, sums)
         self.store.put_meta(ALARM_STATE_KEY, json.dumps(self.alarms.state()))
         if events and self._webhooks is not None:
             self._webhooks.send(events)
+
+    def _link_values(self, rule: AlarmRule, load_bps: F64) -> tuple[list[str], F64]:
+        """The arcs a link rule selects → their keys and the rule's statistic (bps or utilization).
+
+        Every selected arc is passed, loaded or not, so ``below`` rules see idle links.
+        """
+        assert self.topology is not None
+        arcs = self.topology.arcs
+        ends = [self.topology.arc_ends(a) for a in range(len(arcs))]  # per arc: a topology's size
+        src = np.array([e[0] for e in ends], dtype=object)
+        dst = np.array([e[1] for e in ends], dtype=object)
+        mask = link_mask(rule, src, dst) if len(arcs) else np.zeros(0, bool)
+        values = load_bps / arcs.capacity_bps if rule.statistic == "utilization" else load_bps
+        picked = np.flatnonzero(mask)
+        keys = [self._arc_key(int(a)) for a in picked]
+        return keys, np.asarray(values[picked], dtype=np.float64)
+
+    def _arc_key(self, arc: int) -> str:
+        """``link:src>dst`` (ASCII: alarm keys go into the webhook's Idempotency-Key header)."""
+        assert self.topology is not None
+        src, dst = self.topology.arc_ends(arc)
+        return f"{self.topology.links[arc // 2].name}:{src}>{dst}"
+
+    # --- snapshots -------------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict[str, Any]:
+        """What the saved figures depend on besides the uploads: PE → node, read-out periods
+        (link loads are bit/s), the topology's arcs."""
+        topo = None
+        if self.topology is not None:
+            arcs = self.topology.arcs
+            topo = {
+                "links": [link.name for link in self.topology.links],
+                "arcs": [[int(s), int(d)] for s, d in zip(arcs.src, arcs.dst, strict=True)],
+                "metric": arcs.metric.tolist(),
+                "nodes": [n.name for n in self.topology.nodes],
+            }
+        readout = {i: spec.readout_seconds for i, spec in sorted(self._intervals.items())}
+        return {
+            "nodes": list(self.nodes),
+            "node_of": self._node_of,
+            "readout_seconds": readout,
+            "topology": topo,
+        }
+
+    def flush(self) -> None:
+        """Wait until the statistics saved in the store are the current ones."""
+        self._writer.flush()
+
+    def _save(self, interval: str, starts: Sequence[int] | None, *, wait: bool = False) -> None:
+        """Save the interval's running state and the periods ``starts`` (None: every period).
+
+        The blobs are taken now; the write runs in the background (``wait``:
+        here), one transaction per write so the state and its periods never
+        disagree in the store.
+        """
+        state = self._stats.get(interval)
+        if state is None:
+            return
+        order = state.bytes.period_start_ms.tolist()
+        meta = {
+            "version": SNAPSHOT_VERSION,
+            "count": state.bytes.count,
+            "order": order,
+            "ends": state.ends.values,
+            "classes": state.classes.values,
+            "fingerprint": self._fingerprint(),
+        }
+        snapshot = StatsState(
+            interval=interval,
+            meta_json=json.dumps(meta),
+            keys=_blob(state.index.keys),
+            bytes_mean=_blob(state.bytes.mean),
+            bytes_m2=_blob(state.bytes.m2),
+            packets_mean=_blob(state.packets.mean),
+            packets_m2=_blob(state.packets.m2),
+        )
+        at = {start: i for i, start in enumerate(order)}
+        history_b, history_p = state.bytes.period_values(), state.packets.period_values()
+        periods = [
+            StatsPeriod(
+                interval=interval,
+                period_start_ms=start,
+                period_end_ms=state.end_ms[start],
+                uploads=",".join(str(i) for i in state.uploads[start]),
+                volume=state.volume[start],
+                node_volume=_blob(state.node_volume[start]),
+                link_bps=_blob(state.link_bps.get(start, np.zeros(0))),
+                element_bytes=_blob(history_b[at[start]]),
+                element_packets=_blob(history_p[at[start]]),
+            )
+            for start in (order if starts is None else starts)  # per period saved
+        ]
+        if wait:
+            self._writer.flush()
+            self.store.put_stats(snapshot, periods)
+        else:
+            self._writer.submit(snapshot, periods)
+
+    def _load(self) -> set[str]:
+        """Load every saved interval into ``self._stats``; the intervals loaded.
+
+        Raises _SnapshotError when a snapshot is unusable (the caller rebuilds).
+        """
+        fingerprint = json.loads(json.dumps(self._fingerprint()))
+        loaded: set[str] = set()
+        for saved in self.store.stats_states():  # per interval
+            if saved.interval not in self._intervals:
+                continue
+            try:
+                meta = json.loads(saved.meta_json)
+                if meta.get("version") != SNAPSHOT_VERSION:
+                    msg = f"snapshot version {meta.get('version')!r}"
+                    raise _SnapshotError(msg)
+                if meta["fingerprint"] != fingerprint:
+                    msg = "the service nodes, read-out periods or topology changed"
+                    raise _SnapshotError(msg)
+                self._stats[saved.interval] = self._decode(
+                    saved, meta, self.store.stats_periods(saved.interval)
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                msg = f"interval {saved.interval}: {exc}"
+                raise _SnapshotError(msg) from None
+            loaded.add(saved.interval)
+        return loaded
+
+    def _decode(
+        self, saved: StatsState, meta: dict[str, Any], periods: list[StatsPeriod]
+    ) -> _IntervalStats:
+        keys_blob = saved.keys
+        if memoryview(keys_blob).nbytes % 8:
+            msg = "element keys are not int64"
+            raise _SnapshotError(msg)
+        keys = np.frombuffer(keys_blob, dtype="<i8").astype(np.int64)
+        size = keys.size
+        ends = _Names([str(n) for n in meta["ends"]])
+        classes = _Names([str(n) for n in meta["classes"]])
+        ing, egr, cls = _unpack(keys)
+        if keys.size and (
+            int(keys.min()) < 0
+            or max(int(ing.max()), int(egr.max())) >= len(ends)
+            or int(cls.max()) >= len(classes)
+        ):
+            msg = "element keys name unknown names"
+            raise _SnapshotError(msg)
+        order = [int(s) for s in meta["order"]]
+        by_start = {p.period_start_ms: p for p in periods}
+        if sorted(order) != sorted(by_start) or len(order) != int(meta["count"]):
+            msg = f"{len(order)} period(s) counted but {len(by_start)} saved"
+            raise _SnapshotError(msg)
+        state = _IntervalStats(ends=ends, classes=classes, index=ElementIndex.from_keys(keys))
+        history_b, history_p = [], []
+        n_arcs = 2 * len(self.topology.links) if self.topology is not None else 0
+        for start in order:  # per counted period, in update order
+            period = by_start[start]
+            history_b.append(_floats(period.element_bytes))
+            history_p.append(_floats(period.element_packets))
+            if history_b[-1].size > size or history_p[-1].size > size:
+                msg = f"period {start} has more values than elements"
+                raise _SnapshotError(msg)
+            state.volume[start] = period.volume
+            state.node_volume[start] = _floats(period.node_volume, len(self.nodes))
+            if self.topology is not None:
+                state.link_bps[start] = _floats(period.link_bps, n_arcs)
+            state.end_ms[start] = period.period_end_ms
+            state.uploads[start] = tuple(int(i) for i in period.uploads.split(",") if i)
+        state.bytes = RunningStats.restore(
+            mean=_floats(saved.bytes_mean, size),
+            m2=_floats(saved.bytes_m2, size),
+            history=history_b,
+            period_start_ms=order,
+        )
+        state.packets = RunningStats.restore(
+            mean=_floats(saved.packets_mean, size),
+            m2=_floats(saved.packets_m2, size),
+            history=history_p,
+            period_start_ms=order,
+        )
+        return state
+
+    # --- reads -----------------------------------------------------------------------------------
 
     def active_alarms(self) -> list[ActiveAlarm]:
         """The alarms raised now, oldest first."""
         with self._lock:
             return self.alarms.active()
 
-    def rows(self, interval: str, class_: str | None = None) -> list[dict[str, Any]]:
-        """One dict per element (STATS_COLUMNS) of ``interval``, optionally of one class.
+    def rows(
+        self,
+        interval: str,
+        class_: str | None = None,
+        *,
+        granularity: StatsGranularity = "pe_pe",
+        timescale: Timescale = "period",
+    ) -> list[dict[str, Any]]:
+        """One dict per element (STATS_COLUMNS) of ``interval``, sorted by keys.
 
-        Elements with no traffic in any counted period (e.g. dropped by a
-        revision) are left out, as a rebuild from the store would not know them.
+        ``class_`` keeps one class; ``"all"`` sums the classes into one row
+        per ingress × egress labelled ``all``. ``granularity`` ``pop_pop``
+        sums PEs into their service nodes (``unresolved`` and PEs the
+        configuration does not know keep their name). ``timescale`` other than
+        ``period`` sums the periods into local hours, days or ISO weeks of the
+        interval's time zone first; ``periods`` is then the number of buckets
+        and the statistics are over the buckets. PE-to-PE per-period figures
+        are the running ones; the others are computed on demand from the
+        kept periods (so they can always be recomputed). Elements with no
+        traffic in any counted period (e.g. dropped by a revision) are left
+        out, as a rebuild from the store would not know them.
         """
+        if granularity not in STATS_GRANULARITIES:
+            msg = f"unknown granularity {granularity!r}; one of {', '.join(STATS_GRANULARITIES)}"
+            raise ValueError(msg)
+        if timescale not in TIMESCALES:
+            msg = f"unknown timescale {timescale!r}; one of {', '.join(TIMESCALES)}"
+            raise ValueError(msg)
+        spec = self._intervals.get(interval)
+        timezone = spec.timezone if spec is not None else "UTC"
         with self._lock:
             state = self._stats.get(interval)
             if state is None or state.bytes.count == 0:
                 return []
-            b, p = state.bytes.snapshot(), state.packets.snapshot()
-            keys = [state.keys[int(k)] for k in state.index.keys]
-        # history is kept: p95 is there
-        b_p95 = b.p95 if b.p95 is not None else b.peak
-        p_p95 = p.p95 if p.p95 is not None else p.peak
-        std = np.sqrt(b.variance)
-        out = []
-        seen = (b.peak > 0) | (p.peak > 0)
-        for i, (ingress, egress, cls) in enumerate(keys):  # per element, for the response
-            if (class_ is not None and cls != class_) or not seen[i]:
-                continue
-            out.append(
-                {
-                    "ingress": ingress,
-                    "egress": egress,
-                    "class": cls,
-                    "periods": b.count,
-                    "mean_bytes": float(b.mean[i]),
-                    "std_bytes": float(std[i]),
-                    "peak_bytes": float(b.peak[i]),
-                    "p95_bytes": float(b_p95[i]),
-                    "mean_packets": float(p.mean[i]),
-                    "peak_packets": float(p.peak[i]),
-                    "p95_packets": float(p_p95[i]),
-                }
+            names = state.ends.array()
+            class_names = state.classes.array()
+            ingress, egress, classes = _unpack(state.index.keys)
+            running = granularity == "pe_pe" and timescale == "period" and class_ != ALL_CLASSES
+            if running:
+                b, p = state.bytes.snapshot(), state.packets.snapshot()
+            else:
+                # the kept vectors themselves (never changed in place), no dense copy
+                history_b, history_p = state.bytes.period_values(), state.packets.period_values()
+                starts = state.bytes.period_start_ms
+            node_code = self._node_codes(state.ends)
+        keep = np.ones(ingress.size, dtype=bool)
+        if class_ is not None and class_ != ALL_CLASSES:
+            keep = class_names[classes] == class_ if class_names.size else keep
+        if running:
+            # history is kept: p95 is there
+            b_p95 = b.p95 if b.p95 is not None else b.peak
+            p_p95 = p.p95 if p.p95 is not None else p.peak
+            stats_b = (b.count, b.mean, np.sqrt(b.variance), b.peak, b_p95)
+            stats_p = (p.count, p.mean, np.sqrt(p.variance), p.peak, p_p95)
+            labels: tuple[npt.NDArray[np.object_], ...] = (
+                names[ingress],
+                names[egress],
+                class_names[classes],
             )
-        return out
+        else:
+            group, labels = self._groups(
+                names,
+                class_names,
+                node_code,
+                ingress,
+                egress,
+                classes,
+                granularity,
+                class_ == ALL_CLASSES,
+            )
+            group = np.where(keep, group, -1)
+            n_groups = labels[0].size
+            matrix = sp.csr_array(
+                (np.ones(int(keep.sum())), (np.flatnonzero(keep), group[keep])),
+                shape=(ingress.size, n_groups),
+            )
+            stats_b = _series_stats(_grouped(history_b, matrix), starts, timescale, timezone)
+            stats_p = _series_stats(_grouped(history_p, matrix), starts, timescale, timezone)
+            keep = np.ones(n_groups, dtype=bool)
+        count, mean_b, std_b, peak_b, p95_b = stats_b
+        _, mean_p, _, peak_p, p95_p = stats_p
+        seen = keep & ((peak_b > 0) | (peak_p > 0))
+        chosen = np.flatnonzero(seen)
+        order = np.lexsort(
+            (
+                labels[2][chosen].astype(str),
+                labels[1][chosen].astype(str),
+                labels[0][chosen].astype(str),
+            )
+        )
+        return [
+            {
+                "ingress": str(labels[0][i]),
+                "egress": str(labels[1][i]),
+                "class": str(labels[2][i]),
+                "periods": count,
+                "mean_bytes": float(mean_b[i]),
+                "std_bytes": float(std_b[i]),
+                "peak_bytes": float(peak_b[i]),
+                "p95_bytes": float(p95_b[i]),
+                "mean_packets": float(mean_p[i]),
+                "peak_packets": float(peak_p[i]),
+                "p95_packets": float(p95_p[i]),
+            }
+            for i in chosen[order].tolist()  # per element or group, for the response
+        ]
+
+    def _groups(
+        self,
+        names: npt.NDArray[np.object_],
+        class_names: npt.NDArray[np.object_],
+        node_code: I64,
+        ingress: I64,
+        egress: I64,
+        classes: I64,
+        granularity: StatsGranularity,
+        sum_classes: bool,
+    ) -> tuple[npt.NDArray[np.intp], tuple[npt.NDArray[np.object_], ...]]:
+        """Elements → a group code each and the (ingress, egress, class) label of every group."""
+        if granularity == "pop_pop":
+            nodes = np.array(self.nodes, dtype=object)
+            label = np.where(
+                node_code >= 0, nodes[np.maximum(node_code, 0)] if nodes.size else names, names
+            )
+        else:
+            label = names
+        # ends as label codes (a node shared by many PEs is one code), classes as name codes
+        words, end_code = (
+            np.unique(label.astype(str), return_inverse=True)
+            if label.size
+            else (
+                np.zeros(0, str),
+                np.zeros(0, np.intp),
+            )
+        )
+        cls = np.zeros_like(classes) if sum_classes else classes
+        key = _pack(end_code[ingress].astype(np.int64), end_code[egress].astype(np.int64), cls)
+        distinct, group = np.unique(key, return_inverse=True)
+        gi, ge, gc = _unpack(distinct)
+        class_label = (
+            np.full(distinct.size, ALL_CLASSES, dtype=object) if sum_classes else class_names[gc]
+        )
+        words_o = np.asarray(words, dtype=object)
+        return group.astype(np.intp), (words_o[gi], words_o[ge], class_label)
 
     def volumes(self, interval: str) -> dict[int, float]:
         """Period start (UTC ms) → network volume (bytes) of every counted period."""
@@ -368,26 +1008,92 @@ class MgStats:
         """
         with self._lock:
             state = self._stats.get(interval)
-            ids = (
-                []
-                if state is None
-                else [
-                    i
-                    for key, i in state.ids.items()
-                    if key[:2] == (ingress, egress) and class_ in (None, key[2])
-                ]
-            )
-            if state is None or not ids:
+            codes = np.zeros(0, np.intp)
+            if state is not None:
+                ing, egr, cls = _unpack(state.index.keys)
+                want = [state.ends.code.get(n, -1) for n in (ingress, egress)]
+                match = (ing == want[0]) & (egr == want[1])
+                if class_ is not None:
+                    match &= cls == state.classes.code.get(class_, -1)
+                codes = np.flatnonzero(match)
+            if state is None or not codes.size:
                 what = "every class" if class_ is None else f"class {class_}"
                 msg = f"no element {ingress}>{egress} ({what}) in interval {interval!r}"
                 raise LookupError(msg)
-            codes = state.index.codes(np.array(ids, dtype=np.int64))
             history = state.bytes.history()
             starts = state.bytes.period_start_ms
-        codes = codes[codes < history.shape[1]]
         column = history[:, codes].sum(axis=1)
         order = np.argsort(starts, kind="stable")
         return [int(s) for s in starts[order]], [float(v) for v in column[order]]
+
+    def link_history(self, interval: str, link: str, src: str | None = None) -> LinkHistory:
+        """One direction of a topology link: its load (bit/s) per counted period, oldest first.
+
+        ``src`` picks the direction (the router the traffic leaves); None
+        picks the direction with the higher mean load. LookupError without a
+        topology, for an unknown link or a ``src`` that is not one of its ends.
+        """
+        if self.topology is None:
+            msg = "this MG has no topology (mg serve --topology)"
+            raise LookupError(msg)
+        arcs = [
+            a
+            for a in range(2 * len(self.topology.links))
+            if self.topology.links[a // 2].name == link
+        ]
+        if src is not None:
+            arcs = [a for a in arcs if self.topology.arc_ends(a)[0] == src]
+        if not arcs:
+            end = "" if src is None else f" leaving {src}"
+            msg = f"no link {link!r}{end} in the topology"
+            raise LookupError(msg)
+        with self._lock:
+            state = self._stats.get(interval)
+            per_period = sorted(state.link_bps.items()) if state is not None else []
+        if not per_period:
+            msg = f"no period in interval {interval!r}"
+            raise LookupError(msg)
+        loads = np.stack([v for _, v in per_period])
+        arc = max(arcs, key=lambda a: float(loads[:, a].mean()))  # first of equals: a→b
+        tail, head = self.topology.arc_ends(arc)
+        return LinkHistory(
+            link=link,
+            src=tail,
+            dst=head,
+            capacity_bps=float(self.topology.arcs.capacity_bps[arc]),
+            period_start_ms=[s for s, _ in per_period],
+            bps=[float(v) for v in loads[:, arc]],
+        )
+
+
+def _grouped(history: list[F64], matrix: sp.csr_array) -> F64:
+    """Kept period vectors (zeros past their end) × an element → group matrix: periods × groups."""
+    size, groups = matrix.shape
+    out = np.zeros((len(history), groups))
+    transposed = matrix.T.tocsr()
+    for row, h in zip(out, history, strict=True):  # per period, not per element
+        row[:] = (transposed if h.size == size else transposed[:, : h.size]) @ h
+    return out
+
+
+def _series_stats(
+    values: F64, starts: I64, timescale: Timescale, timezone: str
+) -> tuple[int, F64, F64, F64, F64]:
+    """Per-period values (periods × columns) → count, mean, std, peak, p95 over periods or buckets.
+
+    With a ``timescale`` other than ``period`` the periods are summed into
+    local hours, days or ISO weeks first and the statistics run over the
+    buckets (population std, p95 ``inverted_cdf`` as for periods).
+    """
+    rows = np.asarray(values, dtype=np.float64)
+    if timescale != "period":
+        rows = rollup(rows, starts, scale=timescale, timezone=timezone).values
+    running = RunningStats()
+    for i, row in enumerate(rows):  # per period or bucket, not per element
+        running.update(row, i)
+    snap = running.snapshot()
+    p95 = snap.p95 if snap.p95 is not None else snap.peak
+    return snap.count, snap.mean, np.sqrt(snap.variance), snap.peak, p95
 
 
 class ForecastError(FlowmatrixError):

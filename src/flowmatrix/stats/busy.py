@@ -174,6 +174,13 @@ def node_volumes(
     if ingress.shape != (v.shape[-1],) or egress.shape != ingress.shape:
         msg = f"need one ingress and one egress node per element ({v.shape[-1]})"
         raise ValueError(msg)
+    if v.ndim == 1:
+        # one period: two weighted counts, no matrix to build
+        own = (ingress >= 0) & (ingress < n_nodes)
+        other = (egress != ingress) & (egress >= 0) & (egress < n_nodes)
+        out = np.bincount(ingress[own], v[own], minlength=n_nodes)
+        out += np.bincount(egress[other], v[other], minlength=n_nodes)
+        return np.asarray(out, dtype=np.float64)
     elements = np.arange(ingress.size)
     rows = np.concatenate([elements, elements[egress != ingress]])
     cols = np.concatenate([ingress, egress[egress != ingress]])

@@ -119,6 +119,23 @@ class ElementIndex:
     def __len__(self) -> int:
         return int(self._keys.size)
 
+    @classmethod
+    def from_keys(cls, keys: npt.ArrayLike) -> ElementIndex:
+        """An index whose code ``i`` is ``keys[i]`` (e.g. :attr:`keys` saved earlier).
+
+        >>> ElementIndex.from_keys([70, 5, 9]).codes([9, 70, 1]).tolist()
+        [2, 0, 3]
+        """
+        k = np.asarray(keys, dtype=np.int64)
+        if np.unique(k).size != k.size:
+            msg = "element keys must be distinct"
+            raise ValueError(msg)
+        index = cls()
+        index._keys = k.copy()
+        order = np.argsort(k, kind="stable")
+        index._sorted, index._sorted_codes = k[order], order.astype(np.intp)
+        return index
+
     @property
     def keys(self) -> I64:
         """The keys in code order (``keys[code]``)."""
@@ -292,6 +309,66 @@ class RunningStats:
         """Swap a period's values for revised ones (needs the history)."""
         self.remove(period_start_ms)
         self.update(values, period_start_ms)
+
+    @property
+    def m2(self) -> F64:
+        """Welford's running sum of squared deviations (``variance · count``)."""
+        return self._m2.copy()
+
+    def period_values(self) -> list[F64]:
+        """Every period's values as kept, in update order (a vector may be shorter: zeros)."""
+        if not self.keep_history:
+            msg = "this RunningStats keeps no history"
+            raise ValueError(msg)
+        return list(self._history)
+
+    @classmethod
+    def restore(
+        cls,
+        *,
+        mean: npt.ArrayLike,
+        m2: npt.ArrayLike,
+        history: list[F64],
+        period_start_ms: list[int],
+    ) -> RunningStats:
+        """Statistics saved as ``mean``, ``m2`` and the periods' values, resumed (with history).
+
+        Mean and M2 are taken as saved, so the figures equal the saved ones
+        bit for bit; the peak and the active counts are recomputed from the
+        history (a maximum and a count, exact). ``history[i]`` is the period
+        starting at ``period_start_ms[i]``, in update order.
+
+        >>> a = RunningStats()
+        >>> a.update(np.array([1.0, 4.0]), 0)
+        >>> a.update(np.array([3.0]), 300_000)
+        >>> b = RunningStats.restore(mean=a.mean, m2=a.m2, history=a.period_values(),
+        ...                          period_start_ms=a.period_start_ms.tolist())
+        >>> b.variance().tolist() == a.variance().tolist(), b.peak.tolist(), b.active.tolist()
+        (True, [3.0, 4.0], [2, 1])
+        """
+        out = cls()
+        mean_ = np.array(mean, dtype=np.float64)
+        m2_ = np.array(m2, dtype=np.float64)
+        starts = [int(s) for s in period_start_ms]
+        if mean_.ndim != 1 or m2_.shape != mean_.shape:
+            msg = f"mean {mean_.shape} and m2 {m2_.shape} must be vectors of one shape"
+            raise ValueError(msg)
+        if len(history) != len(starts) or len(set(starts)) != len(starts):
+            msg = "need one history vector per distinct period start"
+            raise ValueError(msg)
+        if any(h.ndim != 1 or h.size > mean_.size for h in history):
+            msg = "a history vector is longer than the elements saved"
+            raise ValueError(msg)
+        out.count = len(starts)
+        out._mean, out._m2 = mean_, m2_
+        out._peak = np.zeros(mean_.size)
+        out._active = np.zeros(mean_.size, np.int64)
+        for h in history:  # per period, not per element
+            np.maximum(out._peak[: h.size], h, out=out._peak[: h.size])
+            out._active[: h.size] += h != 0
+        out._history = [np.asarray(h, dtype=np.float64) for h in history]
+        out._starts, out._seen = starts, set(starts)
+        return out
 
     def history(self) -> F64:
         """Every period's values, zero-filled: shape (periods, elements), in update order."""
