@@ -5,11 +5,24 @@ SHELL := /bin/bash
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
-# Debian packages the tests drive as real parts (exporters, BGP speaker, captures).
-DEB_TOOLS := softflowd:softflowd pmacctd:pmacct gobgpd:gobgpd tcpdump:tcpdump nfcapd:nfdump
+# Debian packages driven as real parts, as command:package. The demo needs the exporters;
+# the tests also the BGP speaker, captures, nfdump and the browser for the dashboard.
+DEB_DEMO  := softflowd:softflowd pmacctd:pmacct
+DEB_TOOLS := $(DEB_DEMO) gobgpd:gobgpd tcpdump:tcpdump nfcapd:nfdump chromium:chromium \
+             chromedriver:chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: help install deb-tools demo test check lint types unit bench docs clean
+.PHONY: help install deb-demo deb-tools demo test check lint types unit bench docs clean
+
+# install the packages of $(1) (command:package pairs) whose command is missing
+define apt_missing
+	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+endef
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,15 +35,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create the venv and install flowmatrix with its dependencies
 
-deb-tools: ## install the Debian packages the tests need (softflowd, pmacct, gobgpd, tcpdump, nfdump) when missing
-	@missing=""; for pair in $(DEB_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
-	fi
+deb-demo: ## install the exporters the demo drives (softflowd, pmacct) when missing
+	$(call apt_missing,$(DEB_DEMO))
 
-demo: install deb-tools ## run the whole system end to end on loopback and print a traffic matrix
+deb-tools: ## install every Debian package the tests drive (+ gobgpd, tcpdump, nfdump, chromium) when missing
+	$(call apt_missing,$(DEB_TOOLS))
+
+demo: install deb-demo ## run the whole system on loopback, print a traffic matrix, serve the dashboard (Ctrl-C ends)
 	$(VENV)/bin/flowmatrix demo --out demo-out
 
 lint: install ## ruff check and format check

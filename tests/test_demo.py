@@ -2,14 +2,19 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from flowmatrix.cli import app
-from flowmatrix.demo import compare
+from flowmatrix.demo import DemoResult, compare, run_demo, serve_dashboard
+
+#: ``flowmatrix demo`` serves the dashboard until Ctrl-C unless told not to
+NO_SERVE = ["--no-serve"]
 
 
 def test_compare_lists_the_largest_difference_first():
@@ -30,7 +35,19 @@ def test_compare_lists_the_largest_difference_first():
 def test_demo_command_measures_the_ground_truth_with_real_processes(tmp_path: Path):
     out = tmp_path / "demo"
     outcome = CliRunner().invoke(
-        app, ["demo", "--out", str(out), "--flows", "1500", "--duration", "120", "--top", "3"]
+        app,
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--flows",
+            "1500",
+            "--duration",
+            "120",
+            "--top",
+            "3",
+            *NO_SERVE,
+        ],
     )
     assert outcome.exit_code == 0, outcome.output
     assert "largest difference from the ground truth: 0 bytes (all" in outcome.output
@@ -39,3 +56,72 @@ def test_demo_command_measures_the_ground_truth_with_real_processes(tmp_path: Pa
     table = pq.read_table(out / "matrix_pe_pe.parquet")
     assert table.column_names == ["ingress", "egress", "bytes", "packets"]
     assert (out / "matrix_pe_pe.csv").read_text().startswith('"ingress","egress","bytes"')
+
+
+class FakeNetwork:
+    def __init__(self, tokens: Path) -> None:
+        self.tokens = tokens
+        self.stopped = 0
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def fake_result(network: object) -> DemoResult:
+    table = pa.table({"ingress": ["a"], "egress": ["b"], "bytes": [1.0]})
+    return DemoResult(
+        config=SimpleNamespace(name="n"),  # type: ignore[arg-type]
+        matrix=table,
+        truth=table,
+        difference=table,
+        periods=[],
+        files={},
+        seconds={},
+        mg_url="http://127.0.0.1:8123",
+        network=network,  # type: ignore[arg-type]
+    )
+
+
+def test_serve_dashboard_says_where_and_how_to_log_in_then_stops_on_ctrl_c(tmp_path: Path):
+    network = FakeNetwork(tmp_path / "tokens")
+    said: list[str] = []
+
+    def interrupted() -> None:
+        assert network.stopped == 0  # serving while waiting
+        raise KeyboardInterrupt
+
+    serve_dashboard(fake_result(network), said.append, wait=interrupted)
+    assert said == [
+        "dashboard: http://127.0.0.1:8123/ui/",
+        f"log in with the operator token in {tmp_path / 'tokens' / 'operator.token'}",
+        "serving the MG and the FRPs until interrupted (Ctrl-C)",
+        "interrupted: stopping the MG and the FRPs",
+    ]
+    assert network.stopped == 1
+
+
+def test_serve_dashboard_needs_a_running_network():
+    with pytest.raises(ValueError, match="not running"):
+        serve_dashboard(fake_result(None), print, wait=lambda: None)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("pmacctd") is None, reason="pmacct is not installed")
+def test_demo_keeps_the_mg_serving_its_dashboard_until_stopped(tmp_path: Path):
+    result = run_demo(tmp_path / "demo", flows=800, duration_s=60, serve=True)
+    assert result.network is not None
+    try:
+        page = httpx.get(result.dashboard_url, timeout=10)
+        assert page.status_code == 200
+        assert "<title>flowmatrix</title>" in page.text
+        token = (result.network.tokens / "operator.token").read_text().strip()
+        network = httpx.get(
+            f"{result.mg_url}/api/v1/network",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        ).json()
+        assert network["features"]["topology"] is True
+    finally:
+        serve_dashboard(result, lambda _: None, wait=lambda: None)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(result.dashboard_url, timeout=2)

@@ -190,11 +190,20 @@ def demo(
     ] = 180,
     readout: Annotated[int, typer.Option(help="Read-out period of the demo, seconds.")] = 60,
     top: Annotated[int, typer.Option(help="Matrix elements to print.")] = 15,
+    no_serve: Annotated[
+        bool,
+        typer.Option(
+            "--no-serve", help="Exit when done instead of serving the dashboard until Ctrl-C."
+        ),
+    ] = False,
 ) -> None:
-    """Run a whole network on loopback (MG, FRPs, pmacct exporters) and print its matrix."""
+    """Run a whole network on loopback (MG, FRPs, pmacct exporters) and print its matrix.
+
+    Then serve the MG's dashboard until interrupted (unless --no-serve).
+    """
     from rich.table import Table
 
-    from flowmatrix.demo import run_demo, total
+    from flowmatrix.demo import run_demo, serve_dashboard, total
     from flowmatrix.errors import FlowmatrixError
 
     if out_dir.exists() and any(out_dir.iterdir()):
@@ -211,6 +220,7 @@ def demo(
                 duration_s=duration,
                 readout_s=readout,
                 step=status.update,
+                serve=not no_serve,
             )
     except FlowmatrixError as exc:
         err.print(f"demo failed: {exc}", markup=False, highlight=False)
@@ -258,6 +268,8 @@ def demo(
         )
     for name, path in result.files.items():
         out.print(f"  {name:<15} {path}", highlight=False)
+    if result.network is not None:
+        serve_dashboard(result, lambda line: out.print(line, highlight=False))
 
 
 def _view_or_exit(config: NetworkConfig, frp: str) -> NetworkConfig:
@@ -763,6 +775,14 @@ def routing_show(
     at: Annotated[
         str | None, typer.Option("--at", help="Time (ISO 8601) whose tables to use.")
     ] = None,
+    bmp_snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            "--bmp-snapshot",
+            help="Live routing snapshot directory (the FRP's DATA/bmp-snapshot): its route "
+            "reflector view replaces the native one.",
+        ),
+    ] = None,
 ) -> None:
     """Show a PE's VRFs, or why a destination leaves where it does (VRF, RD, prefix, next hop)."""
     from flowmatrix.errors import FlowmatrixError
@@ -772,6 +792,21 @@ def routing_show(
     try:
         state = read_native(network, pes=[pe])
         at_ms = parse_time_ms(at) if at else None
+        if bmp_snapshot is not None:
+            from flowmatrix.routing.live import read_snapshot
+
+            live = read_snapshot(bmp_snapshot, state.config)
+            state.rr_versions = []
+            state.add_rr(live)
+            out.print(
+                f"bmp snapshot {bmp_snapshot}: taken_at={_iso_ms(live.taken_at_ms)} "
+                f"vpn_paths={len(live.vpn)} global_paths={len(live.global_bgp)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            if at_ms is None:
+                at_ms = max([live.taken_at_ms, *state.version_times(pe)])
     except (FlowmatrixError, ValueError) as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None

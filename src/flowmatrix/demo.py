@@ -4,7 +4,9 @@ The demo generates a network and its customer traffic, starts one MG and one
 FRP per service node as real processes on loopback (:mod:`flowmatrix.loopback`),
 replays every PE's traffic through pmacct's ``nfprobe`` exporter to its FRP,
 waits until the MG holds a complete total matrix for every read-out period,
-and compares that matrix with the generator's ground truth.
+and compares that matrix with the generator's ground truth. With
+``serve=True`` the network stays up after the run, so the MG's dashboard
+(``/ui/``) shows it until :func:`serve_dashboard` is interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +29,15 @@ from flowmatrix.loopback import Loopback
 from flowmatrix.matrix.plot import heatmap
 from flowmatrix.synth import generate_network, generate_traffic, write_network
 
-__all__ = ["DEMO_INTERVAL", "DEMO_START", "DemoResult", "compare", "run_demo", "total"]
+__all__ = [
+    "DEMO_INTERVAL",
+    "DEMO_START",
+    "DemoResult",
+    "compare",
+    "run_demo",
+    "serve_dashboard",
+    "total",
+]
 
 #: the demo's traffic starts at this fixed time, so runs are reproducible
 DEMO_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -52,6 +63,13 @@ class DemoResult:
     files: dict[str, Path]
     seconds: dict[str, float]
     mg_url: str
+    #: the network, still running when the demo was asked to serve (else stopped)
+    network: Loopback | None = None
+
+    @property
+    def dashboard_url(self) -> str:
+        """Where the MG serves the dashboard."""
+        return f"{self.mg_url}/ui/"
 
 
 def total(matrix: pa.Table, column: str) -> int:
@@ -91,11 +109,14 @@ def run_demo(
     readout_s: int = 60,
     step: Step = lambda _: None,
     keep: Callable[[Loopback], None] | None = None,
+    serve: bool = False,
 ) -> DemoResult:
     """Measure a generated network with a real MG, FRPs and exporters on loopback.
 
     ``keep``, when given, is called with the running network before it is
-    stopped (the CLI uses it to keep serving).
+    stopped. With ``serve`` the network is left running: the result's
+    ``network`` holds it, and :func:`serve_dashboard` (or its ``stop()``)
+    ends it.
     """
     seconds: dict[str, float] = {}
     files: dict[str, Path] = {}
@@ -119,7 +140,8 @@ def run_demo(
 
     since = int(DEMO_START.timestamp() * 1000)
     until = since + duration_s * 1000
-    with Loopback(network_dir, out / "run", readout_seconds=readout_s) as net:
+    with ExitStack() as running:
+        net = running.enter_context(Loopback(network_dir, out / "run", readout_seconds=readout_s))
         done = timed("start", "starting the MG and one FRP per service node")
         net.start()
         done()
@@ -141,28 +163,30 @@ def run_demo(
         if keep is not None:
             keep(net)
         mg_url = net.mg_url
-    truth = pacsv.read_csv(traffic_dir / "truth" / "pe_pe.csv")
-    pe_pe = (
-        matrix.group_by(["ingress", "egress"])
-        .aggregate([("bytes", "sum"), ("packets", "sum")])
-        .rename_columns(["ingress", "egress", "bytes", "packets"])
-        .sort_by([("bytes", "descending"), ("ingress", "ascending"), ("egress", "ascending")])
-    )
-    files["matrix_csv"] = out / "matrix_pe_pe.csv"
-    pacsv.write_csv(pe_pe, files["matrix_csv"])
-    files["matrix_parquet"] = out / "matrix_pe_pe.parquet"
-    pq.write_table(pe_pe, files["matrix_parquet"])
-    files["heatmap"] = heatmap(
-        np.asarray(pe_pe["ingress"]),
-        np.asarray(pe_pe["egress"]),
-        np.asarray(pe_pe["bytes"]),
-        out / "matrix_pe_pe.png",
-        title=f"{net.config.name}: PE-to-PE bytes measured by the MG",
-    )
-    files["truth"] = traffic_dir / "truth" / "pe_pe.csv"
-    files["mg_db"] = net.db
-    files["logs"] = net.logs
-    done()
+        truth = pacsv.read_csv(traffic_dir / "truth" / "pe_pe.csv")
+        pe_pe = (
+            matrix.group_by(["ingress", "egress"])
+            .aggregate([("bytes", "sum"), ("packets", "sum")])
+            .rename_columns(["ingress", "egress", "bytes", "packets"])
+            .sort_by([("bytes", "descending"), ("ingress", "ascending"), ("egress", "ascending")])
+        )
+        files["matrix_csv"] = out / "matrix_pe_pe.csv"
+        pacsv.write_csv(pe_pe, files["matrix_csv"])
+        files["matrix_parquet"] = out / "matrix_pe_pe.parquet"
+        pq.write_table(pe_pe, files["matrix_parquet"])
+        files["heatmap"] = heatmap(
+            np.asarray(pe_pe["ingress"]),
+            np.asarray(pe_pe["egress"]),
+            np.asarray(pe_pe["bytes"]),
+            out / "matrix_pe_pe.png",
+            title=f"{net.config.name}: PE-to-PE bytes measured by the MG",
+        )
+        files["truth"] = traffic_dir / "truth" / "pe_pe.csv"
+        files["mg_db"] = net.db
+        files["logs"] = net.logs
+        done()
+        if serve:
+            running.pop_all()  # the caller stops it (serve_dashboard)
     return DemoResult(
         config=net.config,
         matrix=pe_pe,
@@ -172,4 +196,36 @@ def run_demo(
         files=files,
         seconds=seconds,
         mg_url=mg_url,
+        network=net if serve else None,
     )
+
+
+def _until_interrupted() -> None:
+    while True:
+        time.sleep(3600)
+
+
+def serve_dashboard(
+    result: DemoResult,
+    say: Callable[[str], None],
+    *,
+    wait: Callable[[], None] = _until_interrupted,
+) -> None:
+    """Say where the dashboard is and how to log in, then keep the network up until interrupted.
+
+    ``wait`` blocks until the user is done (Ctrl-C: KeyboardInterrupt); every
+    process of the demo's network is stopped afterwards.
+    """
+    net = result.network
+    if net is None:
+        msg = "the demo's network is not running (run_demo(serve=True) keeps it)"
+        raise ValueError(msg)
+    try:
+        say(f"dashboard: {result.dashboard_url}")
+        say(f"log in with the operator token in {net.tokens / 'operator.token'}")
+        say("serving the MG and the FRPs until interrupted (Ctrl-C)")
+        wait()
+    except KeyboardInterrupt:
+        say("interrupted: stopping the MG and the FRPs")
+    finally:
+        net.stop()

@@ -20,19 +20,26 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import load_config, write_config
 from flowmatrix.errors import FlowmatrixError
+from flowmatrix.matrix.partial import (
+    PARTIAL_SCHEMA,
+    ExporterReport,
+    PartialMeta,
+    UnresolvedReport,
+)
 
-__all__ = ["Loopback", "LoopbackError", "free_port", "udp_bound"]
+__all__ = ["Loopback", "LoopbackError", "free_port", "synthetic_partials", "udp_bound"]
 
 log = logging.getLogger("flowmatrix.loopback")
 
@@ -409,3 +416,85 @@ class Loopback:
             msg = f"MG answered {response.status_code}: {response.text[:300]}"
             raise LoopbackError(msg)
         return pq.read_table(pa.BufferReader(response.content))
+
+
+def synthetic_partials(
+    config: NetworkConfig,
+    *,
+    interval: str,
+    start_ms: int,
+    periods: int,
+    bps: float = 1e9,
+    seed: int = 0,
+) -> Iterator[tuple[pa.Table, PartialMeta]]:
+    """Made-up partial matrices of every FRP for ``periods`` consecutive read-out periods.
+
+    Each PE sends about ``bps`` bit/s to every other PE (log-normal spread
+    drawn from ``seed``, one sine swing over the periods), half in the first
+    and half in the last class by name; envelopes report each PE's exporter
+    with a few drops and sequence gaps, and some unresolved volume. For
+    filling an MG through its real upload API without exporters (dashboard
+    tests and screenshots); the demo and the pipeline tests replay real traffic.
+    """
+    rng = np.random.default_rng(seed)
+    spec = next(i for i in config.intervals if i.id == interval)
+    step = spec.readout_seconds * 1000
+    classes = sorted(set(config.dscp_classes()))
+    pes = [p.name for p in config.pes]
+    base = {(a, b): bps * float(rng.lognormal(0.0, 0.5)) for a in pes for b in pes if a != b}
+    for k in range(periods):
+        swing = 1.0 + 0.3 * np.sin(2 * np.pi * k / max(periods, 1))
+        begin = start_ms + k * step
+        for frp in config.frps:
+            own = config.pes_of(frp.name)
+            if not own:
+                continue
+            rows: list[tuple[str, int, str, str, int, str, float, int, float, int, float, float]]
+            rows = []
+            exporters = []
+            for pe in own:
+                sent = 0.0
+                for (a, b), rate in base.items():
+                    if a != pe.name:
+                        continue
+                    volume = rate * swing * float(rng.uniform(0.9, 1.1)) * step / 1000 / 8
+                    for cls in (classes[0], classes[-1]):
+                        packets = round(volume / 2 / 800)
+                        rows.append(
+                            (a, 1101, "", b, 0, cls, volume / 2, packets, packets / 10,
+                             packets, 0.0, 0.0)
+                        )  # fmt: skip
+                    sent += volume
+                exporter = pe.exporters[0]
+                exporters.append(
+                    ExporterReport(
+                        address=str(exporter.address),
+                        source_id=exporter.source_id or 0,
+                        pe=pe.name,
+                        datagrams=int(sent // 1_400_000) + 1,
+                        records=int(sent // 80_000) + 1,
+                        dropped=int(k % 5 == 4),
+                        gap=2 if (k % 4 == 3 and pe.name == own[0].name) else 0,
+                        gap_unit="records",
+                    )
+                )
+            rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[5]))
+            table = pa.table(
+                {name: [r[i] for r in rows] for i, name in enumerate(PARTIAL_SCHEMA.names)}
+            ).cast(PARTIAL_SCHEMA)
+            meta = PartialMeta(
+                frp=frp.name,
+                interval=interval,
+                period_start_ms=begin,
+                period_end_ms=begin + step,
+                pes=tuple(p.name for p in own),
+                revision=1,
+                records=sum(e.records for e in exporters),
+                exporters=tuple(exporters),
+                unresolved=(
+                    UnresolvedReport(
+                        reason="no_route", bytes=1e6 * (k + 1), packets=1e3 * (k + 1), flows=k + 1
+                    ),
+                ),
+            )
+            yield table, meta
