@@ -193,7 +193,7 @@ class FlowBatch(Mapping[str, npt.NDArray[Any]]):
                 fam, hi, lo = ADDRESS_COLUMNS[name]
                 present = self[fam] != 0
                 if not present.any():  # absent everywhere (e.g. no next hop exported)
-                    arrays[name] = pa.nulls(len(present), pa.binary(16))
+                    arrays[name] = _null_addresses(len(present))
                     continue
                 packed = _pack16(self[hi], self[lo])
                 arrays[name] = pa.FixedSizeBinaryArray.from_buffers(
@@ -229,6 +229,20 @@ def markdown_table(columns: tuple[Column, ...] = FLOW_COLUMNS) -> str:
         f"| `{c.name}` | {c.dtype.name} | {c.arrow} | {c.duckdb} | {c.doc} |" for c in columns
     ]
     return "\n".join(lines) + "\n"
+
+
+#: address columns of at most this many rows that are null everywhere share one array
+_SHARED_NULLS = 1 << 18
+_null_cache: list[pa.Array] = [pa.nulls(0, pa.binary(16))]
+
+
+def _null_addresses(n: int) -> pa.Array:
+    """``n`` null addresses: a slice of one shared array (Arrow arrays are immutable)."""
+    if n > _SHARED_NULLS:
+        return pa.nulls(n, pa.binary(16))
+    if len(_null_cache[0]) < n:
+        _null_cache[0] = pa.nulls(max(n, 1 << 16), pa.binary(16))
+    return _null_cache[0].slice(0, n)
 
 
 def _validity(mask: npt.NDArray[np.bool_]) -> pa.Buffer:

@@ -321,3 +321,58 @@ def test_address_halves_read_the_arrow_address_form() -> None:
     assert lo.tolist() == [5]
     assert hi.tolist() == [0]
     assert address_halves(pa.nulls(1, pa.binary(16)))[1].tolist() == [0]
+
+
+def test_unsampled_partials_equal_the_formulas_with_n_one() -> None:
+    base = config()
+    pes = tuple(dataclasses.replace(p, sampling_rate=1) for p in base.pes)
+    plan = IngressPlan(dataclasses.replace(base, pes=pes))
+    b = batch(
+        [
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 400_000, "bytes": 901, "packets": 7},
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 400_000, "bytes": 100, "packets": 1},
+            {"exporter_lo": 0x7F000002, "start_ms": T0 + 400_000, "bytes": 5, "packets": 2},
+        ]
+    )
+    b.columns["sampling_interval"][2] = 1  # 1-in-1 is unsampled too
+    got = ingress_records(b, plan)
+    third = 1 / 3
+    res = resolution(
+        [0, 0, 0, 1, 2], [0, 1, 2, 1, 0], [third, third, third, 1.0, 1.0], [0] * 5, [0] * 5
+    )
+    rows = aggregate(got, res, plan).table.to_pylist()
+    expected: dict[str, dict[str, float]] = {}
+    for egress in ("pe1", "pe2", "pe3"):  # record 0, split three ways
+        expected[egress] = {"bytes": 901 * 1.0 * third, "packets": 7 * third * 1.0}
+    for f, egress in ((1, "pe2"), (2, "pe1")):
+        volume = {"bytes": [901, 100, 5][f] * 1.0 * 1.0, "packets": [7, 1, 2][f] * 1.0 * 1.0}
+        expected[egress] = {k: expected[egress][k] + v for k, v in volume.items()}
+    assert {r["egress_pe"]: {"bytes": r["bytes"], "packets": r["packets"]} for r in rows} == (
+        expected
+    )
+    assert all(r["bytes_var"] == 0.0 and r["packets_var"] == 0.0 for r in rows)
+    assert all(r["sampled_packets"] == r["packets"] for r in rows)
+
+
+def test_partial_rows_sort_by_names_not_by_configuration_order() -> None:
+    base = config()
+    renamed = (
+        dataclasses.replace(base.pes[0], name="zz"),
+        dataclasses.replace(base.pes[1], name="aa"),
+        base.pes[2],
+    )
+    plan = IngressPlan(dataclasses.replace(base, pes=renamed))
+    b = batch(
+        [
+            {"exporter_lo": lo, "source_id": 1, "start_ms": T0 + 400_000, "bytes": 10, "tos": tos}
+            for lo in (0x7F000001, 0x7F000002)
+            for tos in (184, 0)
+        ]
+    )
+    got = ingress_records(b, plan)
+    n = got.table.num_rows
+    res = resolution(list(range(n)), [2, 0, -1, 1][:n], [1.0] * n, [0, -1, 0, -1][:n], [0] * n)
+    res = dataclasses.replace(res, pe_names=["zz", "aa", "pe3"], vrf_names=["x"])
+    table = aggregate(got, res, plan).table
+    assert table.equals(table.sort_by([(k, "ascending") for k in table.column_names[:6]]))
+    assert table.column("ingress_pe").to_pylist()[0] == "aa"

@@ -6,6 +6,8 @@ import ipaddress
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from flowmatrix.routing import PeTables, Resolution, RoutingState, RrTables, resolve_egress
@@ -464,3 +466,53 @@ def test_flows_before_the_first_reflector_upload_have_no_tables() -> None:
     state.add_pe(PeTables("pe1", 0, rd_table(MESH["pe1"]), connected_table()))
     res = _resolve(state, [("pe1", 101, "10.2.0.1")] * 2, start_ms=[4000, 6000])
     assert _egress(res) == [("unresolved", "no_tables"), ("pe2", "bgp")]
+
+
+def _mixed_state() -> RoutingState:
+    """Multipath, a connected prefix, a PE version taken at 5000 and a reflector at 3000."""
+    vpn = [
+        {"rd": "65000:12", "prefix": "172.16.0.0/24", "next_hop": "192.0.2.2", "rts": "65000:1"},
+        {"rd": "65000:13", "prefix": "172.16.0.0/24", "next_hop": "192.0.2.3", "rts": "65000:1"},
+        {"rd": "65000:12", "prefix": "10.2.0.0/16", "next_hop": "192.0.2.2", "rts": "65000:1"},
+        {"rd": "65000:12", "prefix": "2001:db8:2::/48", "next_hop": "192.0.2.2", "rts": "65000:1"},
+    ]
+    state = _rr_state(vpn, MESH, connected={"pe1": [("blue", "10.1.0.0/16", False)]})
+    later = [{"rd": "65000:13", "prefix": "10.2.0.0/16", "next_hop": "192.0.2.3", "rts": "65000:1"}]
+    state.add_rr(RrTables(3000, bgp_table(vpn[:2] + later), bgp_table([])))
+    v = state.pe_versions["pe1"][0]
+    state.add_pe(PeTables("pe1", 5000, v.rd, v.connected))
+    return state
+
+
+#: (ingress PE, ifIndex, destination, start ms, record next hop) flows drawn from
+POOL = [
+    (pe, if_, dst, t, nh)
+    for pe, if_ in (("pe1", 101), ("pe2", 201), ("pe1", 999), ("pe9", 101))
+    for dst in ("172.16.0.1", "10.2.0.1", "10.1.2.3", "11.0.0.1", "2001:db8:2::1")
+    for t in (1000, 4000, 6000)
+    for nh in (0, 0xC000_0203)
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(range(len(POOL))), min_size=256, max_size=700))
+def test_a_batch_resolves_as_its_flows_one_by_one(picks: list[int]) -> None:
+    # a batch this long is resolved once per distinct lookup; one flow alone never is
+    state = _mixed_state()
+    flows = [POOL[i] for i in picks]
+
+    def resolve(part: list[tuple[str, int, str, int, int]]) -> Resolution:
+        return _resolve(
+            state,
+            [(pe, if_, dst) for pe, if_, dst, _, _ in part],
+            start_ms=[t for *_, t, _ in part],
+            bgp_next_hop=([0] * len(part), [nh for *_, nh in part]),
+            bgp_next_hop_version=[4] * len(part),
+        )
+
+    batch = resolve(flows)
+    alone = [resolve([f]) for f in flows]
+    assert batch.flow.tolist() == [i for i, r in enumerate(alone) for _ in range(len(r))]
+    for column in ("egress_pe", "egress_node", "vrf", "rd", "reason", "share", "prefix_len"):
+        expected = np.concatenate([getattr(r, column) for r in alone])
+        assert getattr(batch, column).tolist() == expected.tolist(), column

@@ -44,7 +44,7 @@ from flowmatrix.flows.templates import (
     record_sampling,
     uint_field,
 )
-from flowmatrix.schema import FlowBatch
+from flowmatrix.schema import FLOW_COLUMNS, FlowBatch
 
 __all__ = ["Datagram", "Decoder", "DomainState"]
 
@@ -220,17 +220,14 @@ class Decoder:
         n = len(datagrams)
         if n == 0:
             return
-        index = self._exporter_index
-        exps: list[int] = []
-        for _, address, _ in datagrams:
-            exp = index.get(address)
-            if exp is None:
-                exp = self.exporter(address)
-            exps.append(exp)
+        payloads, addresses, _ = zip(*datagrams, strict=True)
+        try:
+            exps = list(map(self._exporter_index.__getitem__, addresses))
+        except KeyError:  # an exporter seen for the first time
+            exps = [self.exporter(a) for a in addresses]
         exporters = np.array(exps, dtype=np.int64)
         for exp, count in enumerate(np.bincount(exporters).tolist()):
             self._datagrams[exp] += count
-        payloads = [d[0] for d in datagrams]
         sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
         buf = b"".join(payloads)
         starts = np.cumsum(sizes) - sizes
@@ -510,7 +507,8 @@ class Decoder:
         total = sum(n for queue in queued.values() for _, n, _ in queue) + sum(
             len(records) for parts in gathered.values() for records, _, _ in parts
         )
-        batch = FlowBatch.empty(total)
+        # columns no template of the batch sets are zeroed per group (see _decode_group)
+        batch = FlowBatch({c.name: np.empty(total, dtype=c.dtype) for c in FLOW_COLUMNS})
         per_exporter = np.zeros(len(self._exporter_names), dtype=np.int64)
         start = 0
         for layout in {**queued, **gathered}:
@@ -570,9 +568,9 @@ class Decoder:
         if "sampling_interval" not in cols:
             cols["sampling_interval"] = self._sampling(cols, layout, chunks, counts)
         end = start + n
-        for name, value in cols.items():
+        for name, column in out.columns.items():
             # assignment converts big-endian field views to the column's native dtype
-            out.columns[name][start:end] = value
+            column[start:end] = cols.get(name, 0)
         return end
 
     def _sampling(

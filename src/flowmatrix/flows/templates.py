@@ -201,13 +201,20 @@ def _time(
         frac = ((ntp & np.uint64(0xFFFF_FFFF)) * np.uint64(1000)) >> np.uint64(32)
         return seconds * 1000 + frac.astype(np.int64)
     if (r := roles.get(f"{which}_uptime")) is not None:
-        value = uint_field(rec, r[0], r[1]).astype(np.int64)
+        value = _raw(rec, r[0], r[1]).astype(np.int64)
         uptime = per_record(chunks[:, CTX_UPTIME], counts)
+        if isinstance(uptime, int) and uptime < 0:  # uptime base unknown: the export time
+            return export_ms
         # uptime counters are 32-bit milliseconds: the age of the event is their signed
         # 32-bit difference (wraps; an event up to 24 days after the header time is allowed,
-        # as when the header time is truncated to seconds)
-        age = ((uptime - value + 2**31) & 0xFFFF_FFFF) - 2**31
-        return np.where(np.asarray(uptime) >= 0, export_ms - age, export_ms)
+        # as when the header time is truncated to seconds); in place, as
+        # export − (((uptime − value + 2³¹) mod 2³²) − 2³¹)
+        at = np.subtract(uptime + 2**31, value, out=value)
+        at &= 0xFFFF_FFFF
+        at = np.subtract(export_ms + 2**31, at, out=at)
+        if isinstance(uptime, int):
+            return at
+        return np.where(uptime >= 0, at, export_ms)
     return export_ms
 
 

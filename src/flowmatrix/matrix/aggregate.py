@@ -579,7 +579,11 @@ def aggregate_groups(
         _column(table, "tos", np.int64)[f],
     ]
     cells, inverse = _cells(keys)
-    sums: dict[str, F64] = {k: _sum(inverse, v, len(cells[0])) for k, v in values.items()}
+    summed: dict[int, F64] = {}  # equal value columns are one array: summed once
+    for v in values.values():
+        if id(v) not in summed:
+            summed[id(v)] = _sum(inverse, v, len(cells[0]))
+    sums = {k: summed[id(v)] for k, v in values.items()}
     unresolved = _unresolved(resolution.reason, resolution.resolved, values, group, len(bounds))
     return _partials(plan, extra, resolution, cells, sums, unresolved)
 
@@ -684,9 +688,11 @@ def aggregate_batch(
         slot = enc.indices.to_numpy().astype(np.int64)
         order = np.argsort(seen)
         present = seen[order]
-    sums: dict[str, F64] = {
-        k: _sum(slot, v if take is None else v[take], size)[order] for k, v in values.items()
-    }
+    summed: dict[int, F64] = {}  # equal value columns are one array: summed once
+    for v in values.values():
+        if id(v) not in summed:
+            summed[id(v)] = _sum(slot, v if take is None else v[take], size)[order]
+    sums = {k: summed[id(v)] for k, v in values.items()}
     out_cells = [present // n_cells, *(k[present % n_cells] for k in cells)]
     if resolution.resolved.all():
         unresolved: list[tuple[UnresolvedReport, ...]] = [()] * len(bounds)
@@ -738,7 +744,24 @@ MAX_PACKET = 1500.0
 def _values(
     plan: IngressPlan, pe: I64, eb: F64, ep: F64, interval: F64, share: F64
 ) -> dict[str, F64]:
-    """The renormalized value columns of resolved rows (see the module's formulas)."""
+    """The renormalized value columns of resolved rows (see the module's formulas).
+
+    When no row is sampled (N = 1 everywhere) the formulas reduce exactly to
+    ``bytes = b·share``, ``packets = sampled_packets = p·share`` and zero
+    variances; equal columns then come back as one array, summed once by the
+    callers.
+    """
+    if bool((plan.sampling_rate == 1).all()) and float(interval.max(initial=0)) <= 1:
+        sampled = ep * share
+        zero = np.zeros(len(share))
+        return {
+            "bytes": eb * share,
+            "packets": sampled,
+            "flows": share,
+            "sampled_packets": sampled,
+            "bytes_var": zero,
+            "packets_var": zero,
+        }
     rates = np.append(plan.sampling_rate, 1.0)
     configured = rates[np.where((pe >= 0) & (pe < len(plan.sampling_rate)), pe, -1)]
     n = np.where(interval > 1, interval, configured)
@@ -764,28 +787,48 @@ def _partials(
 ) -> list[Aggregate]:
     """Cells (group, pe, in_if, vrf, egress, tos; sorted by group) and sums → one partial each."""
     g_group, g_pe, g_in_if, g_vrf, g_egress, g_tos = cells
+    pe_names = [*plan.pe_names, *extra]
+    vrf_names = [*resolution.vrf_names, ""]
+    egress_names = [*resolution.pe_names, UNRESOLVED]
+    g_vrf = np.where(g_vrf >= 0, g_vrf, len(resolution.vrf_names))
+    g_egress = np.where(g_egress >= 0, g_egress, len(resolution.pe_names))
+    # each group's rows in PARTIAL_KEYS order: names compared through their ranks (a stable
+    # sort of a few integer columns, where Arrow would sort the strings); class follows tos
+    order = np.lexsort(
+        (
+            g_tos,
+            _ranks(egress_names)[g_egress],
+            _ranks(vrf_names)[g_vrf],
+            g_in_if,
+            _ranks(pe_names)[g_pe],
+            g_group,
+        )
+    )
+    g_group, g_pe, g_in_if, g_vrf, g_egress, g_tos = (
+        k[order] for k in (g_group, g_pe, g_in_if, g_vrf, g_egress, g_tos)
+    )
     firsts = np.searchsorted(g_group, np.arange(len(unresolved) + 1))
-    pe_names = pa.array([*plan.pe_names, *extra], pa.string())
-    vrf_names = pa.array([*resolution.vrf_names, ""], pa.string())
-    egress_names = pa.array([*resolution.pe_names, UNRESOLVED], pa.string())
     columns = [
-        pe_names.take(g_pe),
+        pa.array(pe_names, pa.string()).take(g_pe),
         pa.array(g_in_if, pa.uint32()),
-        vrf_names.take(np.where(g_vrf >= 0, g_vrf, len(resolution.vrf_names))),
-        egress_names.take(np.where(g_egress >= 0, g_egress, len(resolution.pe_names))),
+        pa.array(vrf_names, pa.string()).take(g_vrf),
+        pa.array(egress_names, pa.string()).take(g_egress),
         pa.array(g_tos, pa.uint8()),
         plan.classes.take(g_tos >> 2),
-        *(pa.array(sums[v], pa.float64()) for v in PARTIAL_VALUES),
+        *(pa.array(sums[v][order], pa.float64()) for v in PARTIAL_VALUES),
     ]
     whole = pa.Table.from_arrays(columns, schema=PARTIAL_SCHEMA)
     out = []
     for k, reports in enumerate(unresolved):  # per group, not per record
         a, b = int(firsts[k]), int(firsts[k + 1])
-        part = whole.slice(a, b - a)
-        if b - a > 1:
-            part = part.sort_by([(key, "ascending") for key in PARTIAL_KEYS])
-        out.append(Aggregate(part, reports))
+        out.append(Aggregate(whole.slice(a, b - a), reports))
     return out
+
+
+def _ranks(names: list[str]) -> I64:
+    """Each name's position in sorted (code point, i.e. UTF-8 byte) order; equal names tie."""
+    _, rank = np.unique(np.array(names, dtype=object), return_inverse=True)
+    return np.asarray(rank, dtype=np.int64).reshape(-1)
 
 
 def _cells(keys: list[I64]) -> tuple[list[I64], I64]:
