@@ -139,6 +139,7 @@ def test_metrics_of_both_roles_move_with_the_traffic(
         moved = {k: after[k] - before.get(k, 0.0) for k in after}
         # every record the FRP decoded reached its pipeline, and was written as ingress rows
         assert moved["flows_decoded_total"] > 0, frp
+        assert 0 < moved["datagrams_received_total"] < moved["flows_decoded_total"], frp
         assert moved["frp_records_total"] == moved["flows_decoded_total"], frp
         assert moved["frp_ingress_rows_written_total"] >= moved["frp_records_total"], frp
         assert moved['frp_uploads_total{status="delivered"}'] >= 2, frp  # ≥ 2 one-minute periods

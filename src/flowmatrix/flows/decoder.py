@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from flowmatrix.flows import ipfix, sets, v5, v9
 from flowmatrix.flows.sequence import Mark, SequenceGap, SequenceTracker
-from flowmatrix.flows.stats import FLOWS_DECODED, DecodeStats
+from flowmatrix.flows.stats import DATAGRAMS_RECEIVED, FLOWS_DECODED, DecodeStats
 from flowmatrix.flows.templates import (
     CTX_EXPORT_MS,
     CTX_EXPORTER,
@@ -496,10 +496,14 @@ class Decoder:
         """Decode every queued data set into one batch; expire held sets."""
         for exp, count in self.store.expire(time.time() if now is None else now).items():
             self.drop(exp, "template_expired", "template never arrived", count)
+        arrived = 0
         for exp, count in enumerate(self._datagrams):
             if count:
                 self.stats.datagrams[self._exporter_names[exp]] += count
                 self._datagrams[exp] = 0
+                arrived += count
+        if arrived:
+            DATAGRAMS_RECEIVED.inc(arrived)
         queued, self.queued = self.queued, {}
         gathered, self.gathered = self.gathered, {}
         contexts, self.contexts = self.contexts, []

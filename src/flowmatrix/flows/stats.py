@@ -17,6 +17,7 @@ from prometheus_client import Counter
 
 __all__ = [
     "DATAGRAMS_DROPPED",
+    "DATAGRAMS_RECEIVED",
     "FLOWS_DECODED",
     "REASONS",
     "SEQUENCE_MISSING",
@@ -29,6 +30,10 @@ log = logging.getLogger("flowmatrix.flows")
 
 #: flow records decoded into batches
 FLOWS_DECODED = Counter("flows_decoded_total", "Flow records decoded into batches.")
+#: export datagrams that reached the decoder (from admitted exporters)
+DATAGRAMS_RECEIVED = Counter(
+    "datagrams_received_total", "Export datagrams from admitted exporters that reached the decoder."
+)
 #: datagrams (or parts of them) dropped, by reason
 DATAGRAMS_DROPPED = Counter(
     "datagrams_dropped_total", "Export datagrams or flowsets dropped, by reason.", ["reason"]
