@@ -71,6 +71,16 @@ def run_command(
             help="HOST:PORT serving Prometheus /metrics (e.g. 127.0.0.1:9464); off by default."
         ),
     ] = None,
+    bmp: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT accepting BMP sessions from routers (live routing, e.g. "
+            "0.0.0.0:11019); off by default."
+        ),
+    ] = None,
+    bmp_interval: Annotated[
+        float, typer.Option(help="Seconds between live routing snapshots at most (with --bmp).")
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
 ) -> None:
     """Receive flow exports, write ingress files and upload partial matrices until stopped."""
@@ -106,6 +116,8 @@ def run_command(
         mode=chosen,
         config_refresh=config_refresh,
         metrics=parse_listen(metrics) if metrics else None,
+        bmp=parse_listen(bmp) if bmp else None,
+        bmp_interval=bmp_interval,
     )
     try:
         raise typer.Exit(run(options))

@@ -4,7 +4,10 @@ Components start in order and stop in reverse through an :class:`ExitStack`:
 
 1. :class:`~flowmatrix.frp.client.ConfigClient` — the FRP's view (refuses to
    start without one);
-2. routing — ``--routing DIR`` read once for the view's PEs and compiled;
+2. routing — ``--routing DIR`` read once for the view's PEs and compiled; with
+   ``--bmp HOST:PORT`` also :class:`~flowmatrix.routing.live.LiveRouting` and its
+   :class:`~flowmatrix.routing.bmp_server.BmpServer`: every live snapshot is
+   compiled and handed to the pipeline through ``update_view``;
 3. :class:`~flowmatrix.frp.uploader.Uploader` — delivers what the spool holds first;
 4. :class:`~flowmatrix.frp.pipeline.Pipeline` — restores ``state.json`` and the
    periods of the part files;
@@ -38,8 +41,11 @@ from flowmatrix.frp.client import ConfigClient, ConfigClientConfig
 from flowmatrix.frp.ingress import IngressFiles
 from flowmatrix.frp.pipeline import Pipeline, PipelineConfig
 from flowmatrix.frp.uploader import Uploader, UploaderConfig
+from flowmatrix.routing.bmp_server import BmpServer, BmpServerConfig
+from flowmatrix.routing.live import LiveConfig, LiveRouting
 from flowmatrix.routing.native import read_native
 from flowmatrix.routing.resolve import Compiled, compile_state
+from flowmatrix.routing.tables import RoutingState
 
 __all__ = ["FrpOptions", "FrpService", "run"]
 
@@ -66,6 +72,10 @@ class FrpOptions:
     tick: float = 0.25
     #: (address, port) serving Prometheus ``/metrics``; None = not served
     metrics: tuple[str, int] | None = None
+    #: (address, port) to accept BMP sessions on; None = no live routing
+    bmp: tuple[str, int] | None = None
+    #: seconds between live routing snapshots at most
+    bmp_interval: float = 5.0
 
 
 class FrpService:
@@ -84,18 +94,34 @@ class FrpService:
         self._listen: tuple[tuple[str, int], ...] = options.listen
         #: the port ``/metrics`` is served on once started (``metrics`` port 0 picks one)
         self.metrics_port = 0
+        self.live: LiveRouting | None = None
+        self.bmp: BmpServer | None = None
+        self._view: NetworkConfig | None = None
+        self._live_compiled: Compiled | None = None
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """The bound UDP (address, port) pairs of the collector."""
         return self.collector.addresses if self.collector is not None else []
 
+    def _base_state(self, view: NetworkConfig) -> RoutingState:
+        """The native tables of the view's PEs (an empty state without ``--routing``)."""
+        if self.options.routing is None:
+            return RoutingState(view)
+        mine = [p.name for p in view.pes_of(self.options.name)]
+        return read_native(self.options.routing, view, pes=mine)
+
     def _routing(self, view: NetworkConfig) -> Compiled | None:
         # centralized mode: the MG resolves the records, the FRP only ships them
-        if self.options.routing is None or self.options.mode == "centralized":
+        if self.options.mode == "centralized":
+            return None
+        if self.live is not None:
+            self.live.rebase(self._base_state(view), view)
+            return self._live_compiled
+        if self.options.routing is None:
             return None
         mine = [p.name for p in view.pes_of(self.options.name)]
-        state = read_native(self.options.routing, view, pes=mine)
+        state = self._base_state(view)
         compiled = compile_state(state)
         log.info(
             "component=frp.service routing=%s pes=%d versions=%d",
@@ -117,7 +143,10 @@ class FrpService:
             self.client.start()
             stack.callback(self.client.stop)
             view = self.client.current
-            routing = self._routing(view)
+            self._view = view
+            if o.bmp is not None and o.mode != "centralized":
+                self._start_bmp(view, stack)
+            routing = self._routing(view) if self.live is None else self._live_compiled
             self.pipeline = Pipeline(
                 PipelineConfig(o.name, grace=o.grace, settle=o.settle, mode=o.mode),
                 view=view,
@@ -150,6 +179,43 @@ class FrpService:
             o.data,
             o.mg,
         )
+
+    def _start_bmp(self, view: NetworkConfig, stack: contextlib.ExitStack) -> None:
+        """Live routing over BMP: reload the last snapshot, then accept sessions."""
+        o = self.options
+        assert o.bmp is not None
+        self.live = LiveRouting(
+            LiveConfig(interval=o.bmp_interval, snapshot_dir=o.data / "bmp-snapshot"),
+            view,
+            base=self._base_state(view),
+            on_state=self._live_state,
+        )
+        self.live.start()
+        stack.callback(self.live.stop)
+        self.bmp = BmpServer(BmpServerConfig(host=o.bmp[0], port=o.bmp[1]), self.live)
+        self.bmp.start()
+        stack.callback(self.bmp.stop)
+        # the last snapshot is written before the sessions close (closing withdraws everything)
+        stack.callback(self.live.save)
+
+    def _live_state(self, state: RoutingState) -> None:
+        """A new live snapshot: compile a copy of the state and hand it to the pipeline."""
+        assert self.live is not None
+        with self.live.lock:
+            frozen = RoutingState(
+                state.config,
+                {k: list(v) for k, v in state.pe_versions.items()},
+                list(state.rr_versions),
+            )
+        compiled = compile_state(frozen)
+        self._live_compiled = compiled
+        log.info(
+            "component=frp.service routing=bmp versions=%d rr_versions=%d",
+            len(compiled.versions),
+            len(frozen.rr_versions),
+        )
+        if self.pipeline is not None and self._view is not None:
+            self.pipeline.update_view(self._view, compiled)
 
     def _serve_metrics(self, host: str, port: int) -> Callable[[], None]:
         """Serve Prometheus ``/metrics`` on ``host:port``; returns how to stop it."""
@@ -200,6 +266,7 @@ class FrpService:
         except Exception:  # keep running on the old view rather than die on a bad table
             log.exception("component=frp.service config=changed routing=unusable kept=old")
             return
+        self._view = view
         self.pipeline.update_view(view, routing)
         if self.collector is not None:
             self.collector.allow(allowed_exporters(view, self.options.name))

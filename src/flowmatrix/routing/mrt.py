@@ -13,10 +13,12 @@ import ipaddress
 import struct
 from pathlib import Path
 
+import numpy as np
+
 from flowmatrix.errors import RoutingError
 from flowmatrix.routing.tables import BgpTable, bgp_from_rows
 
-__all__ = ["read_mrt"]
+__all__ = ["read_mrt", "write_mrt"]
 
 #: MRT record type of TABLE_DUMP_V2 (RFC 6396 §4.3)
 TABLE_DUMP_V2 = 13
@@ -207,3 +209,122 @@ def read_mrt(path: Path) -> tuple[BgpTable, BgpTable]:
             (vpn if is_vpn else glob).extend(rows)
         at += _HEADER.size + length
     return bgp_from_rows(vpn, file=str(path)), bgp_from_rows(glob, file=str(path))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+#: path attribute codes written besides those read above (RFC 4271)
+ATTR_ORIGIN = 1
+#: placeholder ASN for each hop of a path known only by its length (AS_TRANS, RFC 6793)
+AS_TRANS = 23456
+
+
+def _attr_bytes(kind: int, value: bytes, flags: int) -> bytes:
+    if len(value) > 255:
+        return bytes([flags | 0x10, kind]) + len(value).to_bytes(2, "big") + value
+    return bytes([flags, kind, len(value)]) + value
+
+
+def _rt_bytes(rt: str) -> bytes:
+    admin, _, number = rt.rpartition(":")
+    n = int(number)
+    if "." in admin:
+        return b"\x01\x02" + ipaddress.IPv4Address(admin).packed + n.to_bytes(2, "big")
+    a = int(admin)
+    if a <= 0xFFFF:
+        return b"\x00\x02" + a.to_bytes(2, "big") + n.to_bytes(4, "big")
+    return b"\x02\x02" + a.to_bytes(4, "big") + n.to_bytes(2, "big")
+
+
+def _rib_bodies(table: BgpTable, *, vpn: bool, stamp: bytes) -> list[tuple[int, bytes]]:
+    """(subtype, body) of one RIB record per (RD, prefix) of ``table``."""
+    from flowmatrix.routing.bgp import rd_value
+
+    rt_raw = [b"".join(_rt_bytes(r) for r in sorted(s)) for s in table.rt_sets]
+    rd_raw = [rd_value(r).to_bytes(8, "big") for r in table.rds]
+    key_rd = table.rd if vpn else np.zeros(len(table), np.int32)
+    order = np.lexsort((table.length, table.lo, table.hi, table.family, key_rd)).tolist()
+    fam, hi, lo, ln = (a.tolist() for a in (table.family, table.hi, table.lo, table.length))
+    rdc, rts = table.rd.tolist(), table.rts.tolist()
+    nf, nhh, nhl = table.nh_family.tolist(), table.nh_hi.tolist(), table.nh_lo.tolist()
+    lp, med, apl = table.local_pref.tolist(), table.med.tolist(), table.as_path_len.tolist()
+    groups: list[list[int]] = []
+    prev: tuple[int, int, int, int, int] | None = None
+    for i in order:
+        key = (rdc[i] if vpn else 0, fam[i], hi[i], lo[i], ln[i])
+        if key != prev:
+            groups.append([])
+            prev = key
+        groups[-1].append(i)
+    out: list[tuple[int, bytes]] = []
+    for seq, rows in enumerate(groups):
+        i = rows[0]
+        v6 = fam[i] == 6
+        addr = ((hi[i] << 64) | lo[i]).to_bytes(16, "big") if v6 else lo[i].to_bytes(4, "big")
+        bits = ln[i]
+        entries = b""
+        for j in rows:
+            nh = (
+                ((nhh[j] << 64) | nhl[j]).to_bytes(16, "big")
+                if nf[j] == 6
+                else nhl[j].to_bytes(4, "big")
+            )
+            hops = min(apl[j], 255)
+            seg = (bytes([2, hops]) + AS_TRANS.to_bytes(4, "big") * hops) if hops else b""
+            attrs = _attr_bytes(ATTR_ORIGIN, b"\x02", 0x40) + _attr_bytes(ATTR_AS_PATH, seg, 0x40)
+            if vpn:
+                mp = bytes(8) + nh  # a VPN next hop behind a zero RD
+                attrs += _attr_bytes(ATTR_MP_REACH, bytes([len(mp)]) + mp, 0x80)
+            elif nf[j] == 6:
+                attrs += _attr_bytes(ATTR_MP_REACH, bytes([len(nh)]) + nh, 0x80)
+            else:
+                attrs += _attr_bytes(ATTR_NEXT_HOP, nh, 0x40)
+            attrs += _attr_bytes(ATTR_MED, med[j].to_bytes(4, "big"), 0x80)
+            attrs += _attr_bytes(ATTR_LOCAL_PREF, lp[j].to_bytes(4, "big"), 0x40)
+            if rts[j] >= 0 and rt_raw[rts[j]]:
+                attrs += _attr_bytes(ATTR_EXT_COMMUNITIES, rt_raw[rts[j]], 0xC0)
+            entries += (0).to_bytes(2, "big") + stamp + len(attrs).to_bytes(2, "big") + attrs
+        head = seq.to_bytes(4, "big")
+        count = len(rows).to_bytes(2, "big")
+        if vpn:
+            # one label, bottom of stack, then the RD (RFC 4364 NLRI encoding)
+            nlri = bytes([bits + 88]) + b"\x00\x00\x01" + rd_raw[rdc[i]] + addr[: (bits + 7) // 8]
+            afi = AFI_IPV6 if v6 else AFI_IPV4
+            body = head + afi.to_bytes(2, "big") + bytes([SAFI_MPLS_VPN]) + nlri + count + entries
+            out.append((RIB_GENERIC, body))
+        else:
+            body = head + bytes([bits]) + addr[: (bits + 7) // 8] + count + entries
+            out.append((RIB_IPV6_UNICAST if v6 else RIB_IPV4_UNICAST, body))
+    return out
+
+
+def write_mrt(
+    path: Path,
+    vpn: BgpTable,
+    global_bgp: BgpTable,
+    *,
+    taken_at_ms: int = 0,
+    collector_id: str = "0.0.0.0",
+) -> int:
+    """Write BGP tables as an MRT TABLE_DUMP_V2 file :func:`read_mrt` reads back; records written.
+
+    VPN paths become RIB_GENERIC (6) records with AFI 1/2, SAFI 128 (one label,
+    bottom of stack, then the RD); global paths RIB_IPV4_UNICAST (2) /
+    RIB_IPV6_UNICAST (4). Every path is an entry of one peer (index 0) with
+    ORIGIN incomplete, an AS_SEQUENCE of ``as_path_len`` AS_TRANS hops (only
+    the length is kept), the next hop in an abbreviated MP_REACH (RFC 6396
+    §4.3.4; VPN next hops behind a zero RD) or NEXT_HOP, MED, LOCAL_PREF and
+    the route targets. Originators and best-path marks are not written.
+    """
+    seconds = taken_at_ms // 1000
+    stamp = seconds.to_bytes(4, "big")
+    peer = bytes([0x02]) + bytes(4) + bytes(4) + bytes(4)  # AS4, IPv4, BGP id, address, AS 0
+    index = ipaddress.IPv4Address(collector_id).packed + bytes(2) + (1).to_bytes(2, "big") + peer
+    records = [(PEER_INDEX_TABLE, index)]
+    records += _rib_bodies(vpn, vpn=True, stamp=stamp)
+    records += _rib_bodies(global_bgp, vpn=False, stamp=stamp)
+    with path.open("wb") as fh:
+        for subtype, body in records:
+            fh.write(_HEADER.pack(seconds, TABLE_DUMP_V2, subtype, len(body)))
+            fh.write(body)
+    return len(records) - 1
