@@ -783,6 +783,9 @@ def routing_show(
             "reflector view replaces the native one.",
         ),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the VRFs or the explanations as JSON.")
+    ] = False,
 ) -> None:
     """Show a PE's VRFs, or why a destination leaves where it does (VRF, RD, prefix, next hop)."""
     from flowmatrix.errors import FlowmatrixError
@@ -798,7 +801,7 @@ def routing_show(
             live = read_snapshot(bmp_snapshot, state.config)
             state.rr_versions = []
             state.add_rr(live)
-            out.print(
+            (err if as_json else out).print(
                 f"bmp snapshot {bmp_snapshot}: taken_at={_iso_ms(live.taken_at_ms)} "
                 f"vpn_paths={len(live.vpn)} global_paths={len(live.global_bgp)}",
                 markup=False,
@@ -819,18 +822,31 @@ def routing_show(
         raise typer.Exit(1)
     if lookup is None:
         rd = version.rd
-        out.print("vrf\trd\tinterfaces\timport\texport", highlight=False)
+        vrfs = []
         for name in dict.fromkeys(rd.vrf):
             if vrf is not None and name != vrf:
                 continue
             i = rd.vrf.index(name)
-            ifs = ",".join(
-                str(x) for x, v in zip(rd.if_index.tolist(), rd.vrf, strict=True) if v == name
+            vrfs.append(
+                {
+                    "vrf": name,
+                    "rd": rd.rd[i],
+                    "interfaces": [
+                        x for x, v in zip(rd.if_index.tolist(), rd.vrf, strict=True) if v == name
+                    ],
+                    "import": sorted(rd.import_rts[i]),
+                    "export": sorted(rd.export_rts[i]),
+                }
             )
+        if as_json:
+            _print_json(vrfs)
+            return
+        out.print("vrf\trd\tinterfaces\timport\texport", highlight=False)
+        for v in vrfs:
             out.print(
-                f"{name or '(global)'}\t{rd.rd[i] or '-'}\t{ifs}"
-                f"\t{' '.join(sorted(rd.import_rts[i])) or '-'}"
-                f"\t{' '.join(sorted(rd.export_rts[i])) or '-'}",
+                f"{v['vrf'] or '(global)'}\t{v['rd'] or '-'}"
+                f"\t{','.join(map(str, v['interfaces']))}"
+                f"\t{' '.join(v['import']) or '-'}\t{' '.join(v['export']) or '-'}",
                 markup=False,
                 highlight=False,
                 soft_wrap=True,
@@ -840,6 +856,11 @@ def routing_show(
     if not found:
         err.print(f"nothing to look up: unknown VRF or bad address {lookup!r}", markup=False)
         raise typer.Exit(1)
+    if as_json:
+        from dataclasses import asdict
+
+        _print_json([asdict(e) for e in found])
+        return
     for e in found:
         out.print(
             f"vrf={e.vrf or '(global)'} rd={e.rd or '-'} interfaces={','.join(e.interfaces)} "

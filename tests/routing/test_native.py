@@ -132,6 +132,15 @@ def test_routing_commands_load_validate_and_show(net: Path) -> None:
     assert "vrf=(global)" in looked.output
     assert "prefix=185.0.0.0/26" in looked.output
     assert "reason=bgp" in looked.output
+    vrfs = runner.invoke(app, ["routing", "show", "--network", str(net), pe, "--json"])
+    assert vrfs.exit_code == 0, vrfs.output
+    assert "" in {v["vrf"] for v in json.loads(vrfs.output)}  # the global table
+    why = runner.invoke(
+        app, ["routing", "show", "--network", str(net), pe, "--lookup", "185.0.0.1", "--json"]
+    )
+    assert why.exit_code == 0, why.output
+    by_vrf = {e["vrf"]: e for e in json.loads(why.output)}
+    assert (by_vrf[""]["prefix"], by_vrf[""]["reason"]) == ("185.0.0.0/26", "bgp")
     (net / "routing" / "vpn.csv").write_text("rd,prefix\n65000:1,10.0.0.0/33\n")
     bad = runner.invoke(app, ["routing", "validate", str(net)])
     assert bad.exit_code == 1
