@@ -81,6 +81,13 @@ def run_command(
     bmp_interval: Annotated[
         float, typer.Option(help="Seconds between live routing snapshots at most (with --bmp).")
     ] = 5.0,
+    bmp_save: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between snapshot files in DATA/bmp-snapshot at most (with --bmp): "
+            "what `routing show --bmp-snapshot` reads and a restart reloads."
+        ),
+    ] = 60.0,
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
 ) -> None:
     """Receive flow exports, write ingress files and upload partial matrices until stopped."""
@@ -118,6 +125,7 @@ def run_command(
         metrics=parse_listen(metrics) if metrics else None,
         bmp=parse_listen(bmp) if bmp else None,
         bmp_interval=bmp_interval,
+        bmp_save=bmp_save,
     )
     try:
         raise typer.Exit(run(options))

@@ -76,6 +76,8 @@ class FrpOptions:
     bmp: tuple[str, int] | None = None
     #: seconds between live routing snapshots at most
     bmp_interval: float = 5.0
+    #: seconds between snapshot files at most (``DATA/bmp-snapshot``)
+    bmp_save: float = 60.0
 
 
 class FrpService:
@@ -185,7 +187,11 @@ class FrpService:
         o = self.options
         assert o.bmp is not None
         self.live = LiveRouting(
-            LiveConfig(interval=o.bmp_interval, snapshot_dir=o.data / "bmp-snapshot"),
+            LiveConfig(
+                interval=o.bmp_interval,
+                snapshot_dir=o.data / "bmp-snapshot",
+                save_every=o.bmp_save,
+            ),
             view,
             base=self._base_state(view),
             on_state=self._live_state,
