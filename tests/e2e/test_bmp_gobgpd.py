@@ -9,8 +9,6 @@ the time of each change on.
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from flowmatrix.routing import PeTables, RoutingState, resolve_egress
 from flowmatrix.routing.bmp_server import BmpServer, BmpServerConfig
 from flowmatrix.routing.live import LiveConfig, LiveRouting
 from flowmatrix.routing.mrt import read_mrt
-from flowmatrix.routing.testing import connected_table, network, rd_table
+from flowmatrix.routing.testing import Gobgpd, connected_table, free_tcp_port, network, rd_table
 
 pytestmark = [
     pytest.mark.e2e,
@@ -49,12 +47,6 @@ FLOWS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -63,7 +55,7 @@ def _wait(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-class Speaker:
+class Speaker(Gobgpd):
     """A gobgpd on loopback peering with one neighbor and reporting over BMP."""
 
     def __init__(
@@ -77,7 +69,6 @@ class Speaker:
         bmp: int,
         rr_client: bool,
     ) -> None:
-        self.api = _free_port()
         rr = (
             "  [neighbors.route-reflector.config]\n"
             "    route-reflector-client = true\n"
@@ -85,8 +76,8 @@ class Speaker:
             if rr_client
             else ""
         )
-        config = workdir / "gobgpd.toml"
-        config.write_text(
+        super().__init__(
+            workdir,
             "[global.config]\n"
             "  as = 65000\n"
             f'  router-id = "{router_id}"\n'
@@ -107,48 +98,8 @@ class Speaker:
             "  [bmp-servers.config]\n"
             '    address = "127.0.0.1"\n'
             f"    port = {bmp}\n"
-            '    route-monitoring-policy = "all"\n'
+            '    route-monitoring-policy = "all"\n',
         )
-        self.log = (workdir / "gobgpd.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                "gobgpd",
-                "-f",
-                str(config),
-                "-p",
-                "--api-hosts",
-                f"127.0.0.1:{self.api}",
-                "--pprof-disable",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            probe = subprocess.run(self.cli("global"), capture_output=True, text=True, check=False)
-            if probe.returncode == 0:
-                break
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"gobgpd did not start: {probe.stderr}")
-            time.sleep(0.1)
-
-    def cli(self, *args: str) -> list[str]:
-        return ["gobgp", "-u", "127.0.0.1", "-p", str(self.api), *args]
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(self.cli(*args), capture_output=True, text=True, check=True)
-        return done.stdout
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def _base() -> RoutingState:
@@ -188,7 +139,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[LiveRouting, BmpServer, Speaker, Speak
     server = BmpServer(BmpServerConfig(host="127.0.0.1", port=0), live)
     live.start()
     server.start()
-    rr_port, pe_port = _free_port(), _free_port()
+    rr_port, pe_port = free_tcp_port(), free_tcp_port()
     speakers: list[Speaker] = []
     try:
         (tmp_path / "rr").mkdir()

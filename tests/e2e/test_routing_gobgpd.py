@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,14 @@ import pytest
 from flowmatrix.routing import PeTables, RoutingState, RrTables, resolve_egress
 from flowmatrix.routing.gobgp import read_gobgp_json
 from flowmatrix.routing.mrt import read_mrt
-from flowmatrix.routing.testing import bgp_table, connected_table, network, rd_table
+from flowmatrix.routing.testing import (
+    Gobgpd,
+    bgp_table,
+    connected_table,
+    free_tcp_port,
+    network,
+    rd_table,
+)
 
 pytestmark = [
     pytest.mark.e2e,
@@ -32,71 +37,25 @@ PES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Speaker:
-    """A gobgpd on loopback with unprivileged ports, driven by the gobgp CLI."""
+class Speaker(Gobgpd):
+    """A gobgpd with a table dump; routes are added through the gobgp CLI."""
 
     def __init__(self, workdir: Path) -> None:
-        self.api = _free_port()
         #: gobgpd writes its first table dump one dump interval (>= 60 s) after start
         self.mrt = workdir / "table.mrt"
-        config = workdir / "gobgpd.toml"
-        config.write_text(
+        super().__init__(
+            workdir,
             "[global.config]\n"
             "  as = 65000\n"
             '  router-id = "192.0.2.254"\n'
-            f"  port = {_free_port()}\n"
+            f"  port = {free_tcp_port()}\n"
             '  local-address-list = ["127.0.0.1"]\n'
             "\n[[mrt-dump]]\n"
             "  [mrt-dump.config]\n"
             '    dump-type = "table"\n'
             f'    file-name = "{self.mrt}"\n'
-            "    dump-interval = 60\n"
+            "    dump-interval = 60\n",
         )
-        self.log = (workdir / "gobgpd.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                "gobgpd",
-                "-f",
-                str(config),
-                "-p",
-                "--api-hosts",
-                f"127.0.0.1:{self.api}",
-                "--pprof-disable",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            probe = subprocess.run(self.cli("global"), capture_output=True, text=True, check=False)
-            if probe.returncode == 0:
-                break
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.stop()
-                pytest.fail(f"gobgpd did not start: {probe.stderr}")
-            time.sleep(0.1)
-
-    def cli(self, *args: str) -> list[str]:
-        return ["gobgp", "-u", "127.0.0.1", "-p", str(self.api), *args]
-
-    def run(self, *args: str) -> str:
-        done = subprocess.run(self.cli(*args), capture_output=True, text=True, check=True)
-        return done.stdout
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import subprocess
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +24,7 @@ from flowmatrix.routing.tables import (
 )
 
 __all__ = [
+    "Gobgpd",
     "bgp_open",
     "bgp_table",
     "bgp_update",
@@ -32,6 +37,7 @@ __all__ = [
     "bmp_statistics",
     "bmp_termination",
     "connected_table",
+    "free_tcp_port",
     "network",
     "nlri",
     "rd_table",
@@ -364,3 +370,62 @@ def bmp_statistics(stats: Sequence[tuple[int, int]], **peer: object) -> bytes:
         t.to_bytes(2, "big") + (4).to_bytes(2, "big") + v.to_bytes(4, "big") for t, v in stats
     )
     return bmp_message(1, bmp_peer_header(**peer) + body)  # type: ignore[arg-type]
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on at ``host`` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class Gobgpd:
+    """A real gobgpd (Debian ``gobgpd``) with its API on a free loopback port, for tests.
+
+    ``config`` is the TOML configuration; the constructor starts the daemon and
+    returns once ``gobgp global`` answers (RuntimeError with its log otherwise).
+    ``run(*args)`` runs one ``gobgp`` command against it; ``stop()`` ends it.
+    """
+
+    def __init__(self, workdir: Path, config: str, *, timeout: float = 10.0) -> None:
+        self.api = free_tcp_port()
+        path = workdir / "gobgpd.toml"
+        path.write_text(config)
+        self.log_path = workdir / "gobgpd.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            ["gobgpd", "-f", str(path), "-p", "--api-hosts", f"127.0.0.1:{self.api}",
+             "--pprof-disable"],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while True:
+            probe = subprocess.run(self.cli("global"), capture_output=True, text=True, check=False)
+            if probe.returncode == 0:
+                return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                msg = f"gobgpd did not start: {probe.stderr.strip()}; {self.log_path.read_text()}"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+
+    def cli(self, *args: str) -> list[str]:
+        """The ``gobgp`` command line for ``args`` against this daemon."""
+        return ["gobgp", "-u", "127.0.0.1", "-p", str(self.api), *args]
+
+    def run(self, *args: str) -> str:
+        """Run one ``gobgp`` command; its standard output (CalledProcessError on failure)."""
+        done = subprocess.run(self.cli(*args), capture_output=True, text=True, check=True)
+        return done.stdout
+
+    def stop(self) -> None:
+        """Terminate the daemon (kill after 5 s) and close its log; safe to call twice."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
