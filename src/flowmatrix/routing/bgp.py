@@ -43,6 +43,7 @@ __all__ = [
     "parse_update",
     "rd_text",
     "rd_value",
+    "rt_bytes",
     "rt_text",
 ]
 
@@ -100,6 +101,22 @@ def rd_text(value: int) -> str:
     if kind == 2:
         return f"{(value >> 16) & 0xFFFF_FFFF}:{value & 0xFFFF}"
     return f"0x{value:016x}"
+
+
+def rt_bytes(rt: str) -> bytes:
+    """The route target extended community (8 octets) of its ``ASN:n`` / ``IP:n`` text.
+
+    >>> rt_text(rt_bytes("65000:100")), rt_text(rt_bytes("192.0.2.1:7"))
+    ('65000:100', '192.0.2.1:7')
+    """
+    admin, _, number = rt.rpartition(":")
+    n = int(number)
+    if "." in admin:
+        return b"\x01\x02" + ipaddress.IPv4Address(admin).packed + n.to_bytes(2, "big")
+    a = int(admin)
+    if a <= 0xFFFF:
+        return b"\x00\x02" + a.to_bytes(2, "big") + n.to_bytes(4, "big")
+    return b"\x02\x02" + a.to_bytes(4, "big") + n.to_bytes(2, "big")
 
 
 def rt_text(raw: bytes) -> str | None:

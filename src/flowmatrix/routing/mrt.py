@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from flowmatrix.errors import RoutingError
+from flowmatrix.routing.bgp import rt_bytes, rt_text
 from flowmatrix.routing.tables import BgpTable, bgp_from_rows
 
 __all__ = ["read_mrt", "write_mrt"]
@@ -32,8 +33,6 @@ SAFI_UNICAST, SAFI_MPLS_VPN = 1, 128
 #: path attribute type codes (RFC 4271, 4760, 4360)
 ATTR_AS_PATH, ATTR_NEXT_HOP, ATTR_MED, ATTR_LOCAL_PREF = 2, 3, 4, 5
 ATTR_MP_REACH, ATTR_EXT_COMMUNITIES = 14, 16
-#: extended community subtype of a route target
-EXT_ROUTE_TARGET = 2
 
 _HEADER = struct.Struct(">IHHI")
 
@@ -52,19 +51,6 @@ def _rd_text(raw: bytes) -> str:
         return f"{int.from_bytes(raw[2:6], 'big')}:{int.from_bytes(raw[6:8], 'big')}"
     msg = f"unknown RD type {kind}"
     raise _Bad(msg)
-
-
-def _rt_text(raw: bytes) -> str | None:
-    kind, sub = raw[0] & 0x3F, raw[1]
-    if sub != EXT_ROUTE_TARGET:
-        return None
-    if kind == 0:
-        return f"{int.from_bytes(raw[2:4], 'big')}:{int.from_bytes(raw[4:8], 'big')}"
-    if kind == 1:
-        return f"{ipaddress.IPv4Address(raw[2:6])}:{int.from_bytes(raw[6:8], 'big')}"
-    if kind == 2:
-        return f"{int.from_bytes(raw[2:6], 'big')}:{int.from_bytes(raw[6:8], 'big')}"
-    return None
 
 
 def _prefix(afi: int, raw: bytes, bits: int) -> str:
@@ -134,7 +120,7 @@ def _attributes(raw: bytes) -> dict[str, object]:
         elif kind == ATTR_LOCAL_PREF:
             row["local_pref"] = int.from_bytes(value, "big")
         elif kind == ATTR_EXT_COMMUNITIES:
-            rts += [t for j in range(0, len(value), 8) if (t := _rt_text(value[j : j + 8]))]
+            rts += [t for j in range(0, len(value), 8) if (t := rt_text(value[j : j + 8]))]
         elif kind == ATTR_MP_REACH:
             # RFC 6396 §4.3.4 abbreviates MP_REACH to next-hop length + next hop; some
             # writers keep the full attribute (AFI, SAFI, length, next hop, reserved, NLRI)
@@ -225,22 +211,11 @@ def _attr_bytes(kind: int, value: bytes, flags: int) -> bytes:
     return bytes([flags, kind, len(value)]) + value
 
 
-def _rt_bytes(rt: str) -> bytes:
-    admin, _, number = rt.rpartition(":")
-    n = int(number)
-    if "." in admin:
-        return b"\x01\x02" + ipaddress.IPv4Address(admin).packed + n.to_bytes(2, "big")
-    a = int(admin)
-    if a <= 0xFFFF:
-        return b"\x00\x02" + a.to_bytes(2, "big") + n.to_bytes(4, "big")
-    return b"\x02\x02" + a.to_bytes(4, "big") + n.to_bytes(2, "big")
-
-
 def _rib_bodies(table: BgpTable, *, vpn: bool, stamp: bytes) -> list[tuple[int, bytes]]:
     """(subtype, body) of one RIB record per (RD, prefix) of ``table``."""
     from flowmatrix.routing.bgp import rd_value
 
-    rt_raw = [b"".join(_rt_bytes(r) for r in sorted(s)) for s in table.rt_sets]
+    rt_raw = [b"".join(rt_bytes(r) for r in sorted(s)) for s in table.rt_sets]
     rd_raw = [rd_value(r).to_bytes(8, "big") for r in table.rds]
     key_rd = table.rd if vpn else np.zeros(len(table), np.int32)
     order = np.lexsort((table.length, table.lo, table.hi, table.family, key_rd)).tolist()

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from flowmatrix.config.model import ExternalNextHop, NetworkConfig, PeRouter, ServiceNode
+from flowmatrix.routing.bgp import rt_bytes
 from flowmatrix.routing.tables import (
     BgpTable,
     ConnectedTable,
@@ -147,17 +148,6 @@ def _rd_bytes(rd: str) -> bytes:
     return rd_value(rd).to_bytes(8, "big")
 
 
-def _rt_bytes(rt: str) -> bytes:
-    admin, _, number = rt.rpartition(":")
-    n = int(number)
-    if "." in admin:
-        return b"\x01\x02" + ipaddress.IPv4Address(admin).packed + n.to_bytes(2, "big")
-    a = int(admin)
-    if a <= 0xFFFF:
-        return b"\x00\x02" + a.to_bytes(2, "big") + n.to_bytes(4, "big")
-    return b"\x02\x02" + a.to_bytes(4, "big") + n.to_bytes(2, "big")
-
-
 def nlri(
     prefix: str, *, rd: str | None = None, label: int | None = 100, path_id: int | None = None
 ) -> bytes:
@@ -226,7 +216,7 @@ def bgp_update(
         if originator is not None:
             attrs += _attr(9, ipaddress.IPv4Address(originator).packed, 0x80)
         if rts:
-            attrs += _attr(16, b"".join(_rt_bytes(r) for r in rts), 0xC0)
+            attrs += _attr(16, b"".join(rt_bytes(r) for r in rts), 0xC0)
         if plain:
             body_nlri = b"".join(announce)
         else:
