@@ -16,7 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from flowmatrix.errors import RoutingError
-from flowmatrix.routing.bgp import rt_bytes, rt_text
+from flowmatrix.routing.bgp import (
+    AFI_IPV4,
+    AFI_IPV6,
+    ATTR_AS_PATH,
+    ATTR_EXT_COMMUNITIES,
+    ATTR_LOCAL_PREF,
+    ATTR_MED,
+    ATTR_MP_REACH,
+    ATTR_NEXT_HOP,
+    SAFI_MPLS_VPN,
+    SAFI_UNICAST,
+    rt_bytes,
+    rt_text,
+)
 from flowmatrix.routing.tables import BgpTable, bgp_from_rows
 
 __all__ = ["read_mrt", "write_mrt"]
@@ -27,13 +40,6 @@ TABLE_DUMP_V2 = 13
 PEER_INDEX_TABLE = 1
 RIB_IPV4_UNICAST, RIB_IPV6_UNICAST, RIB_GENERIC = 2, 4, 6
 RIB_IPV4_UNICAST_ADDPATH, RIB_IPV6_UNICAST_ADDPATH, RIB_GENERIC_ADDPATH = 8, 10, 12
-#: AFI / SAFI numbers (IANA)
-AFI_IPV4, AFI_IPV6 = 1, 2
-SAFI_UNICAST, SAFI_MPLS_VPN = 1, 128
-#: path attribute type codes (RFC 4271, 4760, 4360)
-ATTR_AS_PATH, ATTR_NEXT_HOP, ATTR_MED, ATTR_LOCAL_PREF = 2, 3, 4, 5
-ATTR_MP_REACH, ATTR_EXT_COMMUNITIES = 14, 16
-
 _HEADER = struct.Struct(">IHHI")
 
 
