@@ -26,7 +26,7 @@ MODULES = (
 )
 _PROMQL_WORDS = {
     "sum", "by", "rate", "increase", "histogram_quantile", "scalar", "le", "instance", "job",
-    "reason", "status", "rule", "kind", "up", "rate_interval",
+    "reason", "status", "rule", "kind", "up", "rate_interval", "max", "pe",
 }  # fmt: skip
 
 

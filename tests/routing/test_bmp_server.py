@@ -102,7 +102,7 @@ def test_metrics_follow_sessions_peers_routes_and_view_age(
         assert updates >= 25
         live.snapshot()
         assert REGISTRY.get_sample_value("bmp_routes", {"vrf": "other"}) == 25
-        age = REGISTRY.get_sample_value("bmp_view_age_seconds", {"pe": "pe1"})
+        age = REGISTRY.get_sample_value("routing_view_age_seconds", {"pe": "pe1"})
         assert age is not None
         assert 0 <= age < 60
     with socket.create_connection(srv.address) as bad:

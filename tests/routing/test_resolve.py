@@ -516,3 +516,25 @@ def test_a_batch_resolves_as_its_flows_one_by_one(picks: list[int]) -> None:
     for column in ("egress_pe", "egress_node", "vrf", "rd", "reason", "share", "prefix_len"):
         expected = np.concatenate([getattr(r, column) for r in alone])
         assert getattr(batch, column).tolist() == expected.tolist(), column
+
+
+def test_view_age_follows_the_newest_version_each_pe_resolves_with() -> None:
+    import dataclasses
+
+    from prometheus_client import REGISTRY
+
+    from flowmatrix.routing.resolve import watch_view_age
+    from flowmatrix.routing.testing import two_pe_state
+
+    state = two_pe_state()  # every table taken at t = 0
+    now = [100.0]
+    watch_view_age(state, ["pe1", "pe2", "pe3"], clock=lambda: now[0])
+    assert REGISTRY.get_sample_value("routing_view_age_seconds", {"pe": "pe1"}) == 100.0
+    # pe3 has no tables of its own, but resolves through the route reflector's view
+    assert REGISTRY.get_sample_value("routing_view_age_seconds", {"pe": "pe3"}) == 100.0
+    now[0] = 160.0  # computed when scraped
+    assert REGISTRY.get_sample_value("routing_view_age_seconds", {"pe": "pe2"}) == 160.0
+    newer = dataclasses.replace(state.rr_versions[-1], taken_at_ms=150_000)
+    state.add_rr(newer)
+    watch_view_age(state, ["pe1"], clock=lambda: now[0])
+    assert REGISTRY.get_sample_value("routing_view_age_seconds", {"pe": "pe1"}) == 10.0

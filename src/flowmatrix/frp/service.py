@@ -44,7 +44,7 @@ from flowmatrix.frp.uploader import Uploader, UploaderConfig
 from flowmatrix.routing.bmp_server import BmpServer, BmpServerConfig
 from flowmatrix.routing.live import LiveConfig, LiveRouting
 from flowmatrix.routing.native import read_native
-from flowmatrix.routing.resolve import Compiled, compile_state
+from flowmatrix.routing.resolve import Compiled, compile_state, watch_view_age
 from flowmatrix.routing.tables import RoutingState
 
 __all__ = ["FrpOptions", "FrpService", "run"]
@@ -125,6 +125,7 @@ class FrpService:
         mine = [p.name for p in view.pes_of(self.options.name)]
         state = self._base_state(view)
         compiled = compile_state(state)
+        watch_view_age(state, mine)
         log.info(
             "component=frp.service routing=%s pes=%d versions=%d",
             self.options.routing,

@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +52,7 @@ from flowmatrix.errors import RoutingError
 from flowmatrix.routing.bgp import SAFI_MPLS_VPN, SAFI_UNICAST, AttributeTable, rd_text
 from flowmatrix.routing.bmp import PEER_LOC_RIB, PEER_RD, BmpBatch, BmpSession, PeerKey, RibKey
 from flowmatrix.routing.native import ROUTING_FORMAT, read_native
+from flowmatrix.routing.resolve import watch_view_age
 from flowmatrix.routing.tables import BgpTable, RoutingState, RrTables
 
 __all__ = [
@@ -77,11 +77,6 @@ bmp_route_updates_total = Counter(
 )
 bmp_route_updates_per_second = Gauge(
     "bmp_route_updates_per_second", "Route updates per second over the last snapshot interval."
-)
-bmp_view_age_seconds = Gauge(
-    "bmp_view_age_seconds",
-    "Seconds since the routing view a PE resolves with last changed.",
-    ["pe"],
 )
 bmp_peer_withdrawals_total = Counter(
     "bmp_peer_withdrawals_total", "Peers whose routes were withdrawn in bulk.", ["router", "why"]
@@ -566,15 +561,7 @@ class LiveRouting:
     def _metrics(self) -> None:
         with self.lock:
             rr = self.state.rr_versions[-1] if self.state.rr_versions else None
-            for pe in self.network.pes:
-                versions = self.state.pe_versions.get(pe.name, [])
-                times = [v.taken_at_ms for v in versions[-1:]]
-                if rr is not None and (not versions or versions[-1].bgp is None):
-                    times.append(rr.taken_at_ms)
-                if times:
-                    # computed when scraped: the age grows between versions
-                    child = bmp_view_age_seconds.labels(pe=pe.name)
-                    child.set_function(partial(_age, self.clock, max(times) / 1000))
+            watch_view_age(self.state, [pe.name for pe in self.network.pes], clock=self.clock)
         if rr is not None:
             counts: dict[str, int] = dict.fromkeys(self._vrf_labels, 0)
             for code, n in zip(*np.unique(rr.vpn.rd, return_counts=True), strict=True):
@@ -798,11 +785,6 @@ def _bgp(
         vrfs=[],
         file="<bmp>",
     )
-
-
-def _age(clock: Callable[[], float], since: float) -> float:
-    """Seconds from ``since`` to now."""
-    return clock() - since
 
 
 # --- snapshot files ----------------------------------------------------------------------------

@@ -19,14 +19,17 @@ form a multipath set that splits the flow equally.
 from __future__ import annotations
 
 import ipaddress
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from flowmatrix.addr import format_addresses, format_prefixes
 from flowmatrix.routing.lpm import Lpm, search_sorted
@@ -43,8 +46,10 @@ __all__ = [
     "egress_unresolved_total",
     "explain",
     "resolve_egress",
+    "routing_view_age_seconds",
     "summarize",
     "unknown_next_hops",
+    "watch_view_age",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -71,6 +76,38 @@ _BGP, _LOCAL, _RECORD, _NO_TABLES, _NO_VRF, _NO_ROUTE, _UNKNOWN_NH = range(7)
 egress_unresolved_total = Counter(
     "egress_unresolved_total", "Flows whose egress PE could not be resolved.", ["reason"]
 )
+#: seconds since the view a PE resolves with last changed (computed when scraped)
+routing_view_age_seconds = Gauge(
+    "routing_view_age_seconds",
+    "Seconds since the routing view a PE resolves with last changed (table files or BMP).",
+    ["pe"],
+)
+
+
+def _age(clock: Callable[[], float], since: float) -> float:
+    return clock() - since
+
+
+def watch_view_age(
+    state: RoutingState, pes: Iterable[str], *, clock: Callable[[], float] = time.time
+) -> None:
+    """Point ``routing_view_age_seconds{pe}`` at the newest version each PE resolves with.
+
+    That is the PE's newest table upload, or the route reflector's newest
+    version when it is newer and the PE has no VPN table of its own. The gauge
+    is computed when scraped, so the age grows between versions.
+    """
+    rr = state.rr_versions[-1] if state.rr_versions else None
+    for pe in pes:
+        versions = state.pe_versions.get(pe, [])
+        times = [v.taken_at_ms for v in versions[-1:]]
+        if rr is not None and (not versions or versions[-1].bgp is None):
+            times.append(rr.taken_at_ms)
+        if times:
+            routing_view_age_seconds.labels(pe=pe).set_function(
+                partial(_age, clock, max(times) / 1000)
+            )
+
 
 _MAPPED = 0xFFFF_0000_0000  # ::ffff:0:0/96, 6VPE's IPv4-mapped next hops (low word)
 #: low 44 bits of a version key: the time the version was taken (ms)
