@@ -9,6 +9,8 @@
       x DecodeError            bad export datagram; carries exporter, version
         + TemplateNotFound     data before its template; counted and held
       x RoutingError           a routing table is unusable; carries file and line
+        + UpdateError          a BGP UPDATE cannot be delimited; skipped and counted
+        + BmpSessionError      a BMP stream cannot be framed any more; the session is dropped
       x StoreError             the matrix store refused an operation
       x UploadError            a partial matrix or ingress upload is malformed; says what
       x AuthError              a token is missing, wrong or not allowed this resource
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AuthError",
+    "BmpSessionError",
     "CapacityError",
     "ConfigError",
     "ConfigProblem",
@@ -36,6 +39,7 @@ __all__ = [
     "StoreError",
     "SynthError",
     "TemplateNotFound",
+    "UpdateError",
     "UploadError",
 ]
 
@@ -105,6 +109,14 @@ class TemplateNotFound(DecodeError):
 
 class RoutingError(FlowmatrixError):
     """A routing table is unusable; the message names the file and line."""
+
+
+class UpdateError(RoutingError):
+    """An UPDATE that cannot be delimited (lying lengths, truncated): skip it and count it."""
+
+
+class BmpSessionError(RoutingError):
+    """The BMP stream cannot be framed any more: drop the session (counted by the listener)."""
 
 
 class StoreError(FlowmatrixError):

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from flowmatrix.errors import RoutingError
+from flowmatrix.errors import UpdateError
 
 __all__ = [
     "AFI_IPV4",
@@ -73,10 +73,6 @@ FAMILIES = frozenset(
         (AFI_IPV6, SAFI_MPLS_VPN),
     }
 )
-
-
-class UpdateError(RoutingError):
-    """An UPDATE that cannot be delimited (lying lengths, truncated): skip it and count it."""
 
 
 def rd_value(text: str) -> int:

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from flowmatrix.errors import RoutingError
+from flowmatrix.errors import BmpSessionError
 from flowmatrix.routing.bgp import (
     AFI_IPV4,
     AFI_IPV6,
@@ -87,10 +87,6 @@ _COMMON = struct.Struct(">BIB")
 _PEER = struct.Struct(">BBQ16sIIII")
 _TIME = struct.Struct(">II")
 PEER_HEADER = _PEER.size  # 42
-
-
-class BmpSessionError(RoutingError):
-    """The BMP stream cannot be framed any more: drop the session (counted by the listener)."""
 
 
 #: (peer type, peer distinguisher, peer address) — what a Peer Down ends
