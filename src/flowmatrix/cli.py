@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from flowmatrix import __version__
 from flowmatrix.frp.cli import frp_app
-from flowmatrix.mg.cli import mg_app, tm_app
+from flowmatrix.mg.cli import mg_app, print_whole, tm_app
 
 if TYPE_CHECKING:
     from flowmatrix.config.model import NetworkConfig
@@ -156,7 +157,7 @@ def config_show(
         _print_json(asdict(config))
         return
     for table in config_tables(config):
-        out.print(table)
+        print_whole(out, table)
 
 
 @config_app.command("view")
@@ -201,8 +202,6 @@ def demo(
 
     Then serve the MG's dashboard until interrupted (unless --no-serve).
     """
-    from rich.table import Table
-
     from flowmatrix.demo import run_demo, serve_dashboard, total
     from flowmatrix.errors import FlowmatrixError
 
@@ -249,7 +248,7 @@ def demo(
             f"{row['packets']:,.0f}",
             share,
         )
-    out.print(table)
+    print_whole(out, table)
     out.print(f"total {all_bytes:,} bytes, {total(matrix, 'packets'):,} packets", highlight=False)
     worst = result.difference.slice(0, 1).to_pylist()
     if worst and worst[0]["difference"]:
@@ -334,6 +333,8 @@ def _render(items: list[RenderableType]) -> None:
     for item in items:
         if isinstance(item, str):
             out.print(item, markup=False, highlight=False)
+        elif isinstance(item, Table):
+            print_whole(out, item)
         else:
             out.print(item)
 
@@ -910,8 +911,6 @@ def doctor(
     """
     import json
     from dataclasses import asdict
-
-    from rich.table import Table
 
     from flowmatrix.doctor import run_checks
     from flowmatrix.mg.auth import read_token

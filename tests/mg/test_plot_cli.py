@@ -110,3 +110,16 @@ def test_plot_refuses_bad_options(mg: tuple[str, Path], tmp_path: Path) -> None:
         tm_app, [*base, "--output", str(tmp_path / "x.png"), "--period", str(P0 - STEP)]
     )
     assert nothing.exit_code == 1
+
+
+def test_tables_never_cut_a_figure(mg: tuple[str, Path]) -> None:
+    """In a narrow console the stats table grows wider instead of ending figures with '…'."""
+    url, token = mg
+    wide = runner.invoke(
+        tm_app,
+        ["stats", "--mg", url, "--token-file", str(token), "--class", "all"],
+        env={"COLUMNS": "60"},
+    )
+    assert wide.exit_code == 0, wide.output
+    assert "…" not in wide.output
+    assert max(len(line) for line in wide.output.splitlines()) > 60

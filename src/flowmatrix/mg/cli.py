@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 __all__ = ["mg_app", "parse_period", "render_forecast", "render_stats", "tm_app"]
@@ -234,6 +235,21 @@ def _params(
     }
 
 
+def print_whole(console: Console, table: Table) -> None:
+    """Print ``table`` without cutting a cell: wider than the console when it must be.
+
+    Rich shrinks columns to the console's width and ends cut figures with "…";
+    a traffic figure cut short is worse than a line that wraps.
+    """
+    need = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    width = console.width
+    console.width = max(width, need)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def _si(value: float | None) -> str:
     """A number in 4 significant digits with an SI prefix: 1234567 → 1.235M."""
     if value is None:
@@ -281,7 +297,7 @@ def tm_show(
         cells = dict(zip(columns, row, strict=True))
         values = ("bytes", "bytes_err95", "packets", "packets_err95", "flows")
         table.add_row(*(str(cells[c]) for c in keys), *(_si(cells[c]) for c in values))
-    out.print(table)
+    print_whole(out, table)
     periods = body["periods"]
     span = (
         f"{_iso(periods[0]['period_start_ms'])}…{_iso(periods[-1]['period_end_ms'])}"
@@ -396,7 +412,7 @@ def render_stats(body: dict[str, Any], hour: dict[str, Any], *, limit: int = 20)
         table.add_column(header, justify="right", no_wrap=True)
     for row in rows[:limit]:
         table.add_row(row["ingress"], row["egress"], row["class"], *(_si(row[c]) for c in values))
-    out.print(table)
+    print_whole(out, table)
     out.print(f"{len(rows)} rows ({min(limit, len(rows))} shown)", markup=False, highlight=False)
     out.print(_hour_line("busy hour", hour.get("busy_hour"), hour), markup=False, highlight=False)
     for node, busiest in sorted((hour.get("nodes") or {}).items()):
@@ -506,7 +522,7 @@ def render_forecast(body: dict[str, Any], *, capacity: bool, threshold: float = 
     table.add_column("bit/s", justify="right", no_wrap=True)
     for row in body["forecast"]:
         table.add_row(_iso(row["period_start_ms"]), _si(row["bytes"]), _si(row["bps"]))
-    out.print(table)
+    print_whole(out, table)
     check = body["backtest"]
     if check is None:
         out.print("backtest: - (history too short)", markup=False, highlight=False)
@@ -553,7 +569,7 @@ def tm_alarms(
             _si(a["value"]),
             _si(a["threshold"]),
         )
-    out.print(table)
+    print_whole(out, table)
     out.print(f"{len(active)} alarm(s) raised", markup=False, highlight=False)
 
 
