@@ -203,3 +203,11 @@ def test_loads_match_a_slow_per_demand_reference_and_the_routing_matrix(network)
     np.testing.assert_allclose(r.load_bps, reference_loads(topology, demands), atol=1e-9)
     matrix = r.routing_matrix()
     np.testing.assert_allclose(matrix @ r.mapped.bps, r.load_bps, atol=1e-9)
+
+
+def test_an_empty_matrix_loads_no_link():
+    # a read-out period with no traffic: the MG still routes it for its link history
+    t = topo([("ab", "a", "b", 10, 1, 1)])
+    r = route(t, make_demands(np.array([], dtype=str), np.array([], dtype=str), []))
+    assert r.load_bps.tolist() == [0.0, 0.0]
+    assert r.unrouted == ()

@@ -319,3 +319,30 @@ def test_a_changed_read_out_period_drops_the_snapshot(
         stats = MgStats(slower, store)
         stats.start()
     assert "read-out periods or topology changed): rebuilding from 4 stored" in caplog.text
+
+
+def test_a_period_the_statistics_cannot_take_is_logged_and_the_rest_still_start(
+    config: NetworkConfig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Store(":memory:") as store:
+        for k in range(3):
+            store_period(
+                store, "frp-par", P0 + k * STEP, partial(("par-pe1", "lon-pe1", "BE", 10.0, 1.0))
+            )
+        stats = MgStats(config, store)
+        put_period = MgStats._put
+
+        def failing(self: MgStats, interval: str, start: int, *args: object, **kw: object) -> None:
+            if start == P0 + STEP:
+                raise ValueError("boom")
+            put_period(self, interval, start, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(MgStats, "_put", failing)
+        with caplog.at_level(logging.ERROR, logger="flowmatrix.mg"):
+            stats.start()  # the MG must come up with what it can count
+        try:
+            (row,) = stats.rows("always")
+            assert row["periods"] == 2
+            assert "boom" in caplog.text
+        finally:
+            stats.stop()

@@ -98,8 +98,9 @@ def map_demands(topology: Topology, demands: Demands) -> tuple[MappedDemands, li
     dst: list[int] = []
     bps: list[float] = []
     row: list[int] = []
-    simple = np.array([str(n) in index for n in demands.ingress]) & np.array(
-        [str(n) in index for n in demands.egress]
+    # dtype: an empty matrix must still give booleans (numpy's default is float64)
+    simple = np.array([str(n) in index for n in demands.ingress], dtype=bool) & np.array(
+        [str(n) in index for n in demands.egress], dtype=bool
     )
     if len(demands) and simple.all():
         s = np.fromiter((index[str(n)] for n in demands.ingress), np.int64, len(demands))

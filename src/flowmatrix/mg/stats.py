@@ -412,7 +412,17 @@ class MgStats:
                 ids = tuple(sorted(u.id for u in uploads))
                 if state is not None and state.uploads.get(start) == ids:
                     continue  # saved as it is now
-                self._put(interval, start, uploads, persist=False)
+                try:
+                    self._put(interval, start, uploads, persist=False)
+                except Exception:
+                    # as in observe(): a period the statistics cannot take must not keep
+                    # the MG from serving its matrices
+                    log.exception(
+                        "component=stats event=error interval=%s period_start_ms=%d",
+                        interval,
+                        start,
+                    )
+                    continue
                 summed.setdefault(interval, []).append(start)
             for interval, starts in summed.items():  # save once per interval
                 self._save(interval, starts if interval in loaded else None, wait=True)
