@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pytest
-from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import load_config
-from flowmatrix.matrix.partial import MEDIA_TYPE, PARTIAL_SCHEMA, PartialMeta, encode_partial
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg import cli
-from flowmatrix.mg.app import create_app
-from flowmatrix.mg.auth import issue_tokens, read_token
 from flowmatrix.mg.cli import render_forecast, render_stats
 from flowmatrix.mg.stats import ForecastError, element_forecast
-from flowmatrix.mg.testing import AsgiClient
+from flowmatrix.mg.testing import MgClient as Mg
+from flowmatrix.mg.testing import open_mg, partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, on the hour
@@ -32,47 +27,7 @@ HOUR = 3_600_000
 
 def partial(*items: tuple[str, str, str, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bytes); 1 packet, in_if 3, no VRF, tos 0."""
-    cols: dict[str, list[object]] = {n: [] for n in PARTIAL_SCHEMA.names}
-    for ingress, egress, cls, b in items:
-        values = [ingress, 3, "", egress, 0, cls, b, 1.0, 1.0, 1.0, 0.0, 0.0]
-        for name, value in zip(PARTIAL_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
-    return pa.table(cols).cast(PARTIAL_SCHEMA)
-
-
-@dataclass
-class Mg:
-    app: FastAPI
-    tokens: dict[str, str]
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        auth = {**(headers or {}), "Authorization": f"Bearer {token}"}
-        return AsgiClient(self.app).request(method, url, headers=auth, **kwargs)
-
-    def upload(self, frp: str, start: int, table: pa.Table) -> None:
-        meta = PartialMeta(
-            frp=frp, interval="always", period_start_ms=start, period_end_ms=start + STEP
-        )
-        r = self.request(
-            "PUT",
-            f"/api/v1/partials/{frp}/always/{start}",
-            self.tokens[frp],
-            content=encode_partial(table, meta),
-            headers={"Content-Type": MEDIA_TYPE},
-        )
-        assert r.status_code == 200, r.text
-
-    def get(self, path: str, token: str | None = None, **params: object) -> httpx.Response:
-        return self.request(
-            "GET", f"/api/v1{path}", token or self.tokens["operator"], params=params
-        )
+    return partial_table((i, e, c, b, 1.0) for i, e, c, b in items)
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +38,7 @@ def config() -> NetworkConfig:
 @pytest.fixture
 def mg(config: NetworkConfig, tmp_path: Path) -> Iterator[Mg]:
     with Store(":memory:") as store:
-        issue_tokens(store, config, tmp_path)
-        tokens = {p.stem: read_token(p) for p in tmp_path.glob("*.token")}
-        yield Mg(create_app(config, store), tokens)
+        yield open_mg(config, store, tmp_path)
 
 
 def rising(mg: Mg, periods: int = 48) -> None:

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from flowmatrix.matrix.partial import MEDIA_TYPE, PARTIAL_SCHEMA, PartialMeta, encode_partial
+from flowmatrix.matrix.partial import MEDIA_TYPE, PartialMeta, encode_partial
 from flowmatrix.mg.cli import tm_app
 from flowmatrix.mg.service import MgService
+from flowmatrix.mg.testing import partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000
@@ -22,12 +23,7 @@ runner = CliRunner()
 
 def partial(rows: list[tuple[str, str, str, float]]) -> pa.Table:
     """A partial of (ingress, egress, class, bytes) rows; packets = bytes / 100."""
-    cols: dict[str, list[object]] = {n: [] for n in PARTIAL_SCHEMA.names}
-    for ingress, egress, class_, bytes_ in rows:
-        values = [ingress, 3, "", egress, 0, class_, bytes_, bytes_ / 100, 1.0, 0.0, 0.0, 0.0]
-        for name, v in zip(PARTIAL_SCHEMA.names, values, strict=True):
-            cols[name].append(v)
-    return pa.table(cols).cast(PARTIAL_SCHEMA)
+    return partial_table((a, b, c, v, v / 100) for a, b, c, v in rows)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import math
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,12 @@ from flowmatrix.config.model import AlarmRule, NetworkConfig
 from flowmatrix.config.xml import load_config
 from flowmatrix.matrix.partial import MEDIA_TYPE, PARTIAL_SCHEMA, PartialMeta, encode_partial
 from flowmatrix.matrix.store import Store
-from flowmatrix.mg.app import create_app
-from flowmatrix.mg.auth import issue_tokens, read_token
+from flowmatrix.mg.auth import read_token
 from flowmatrix.mg.cli import render_stats, tm_app
 from flowmatrix.mg.service import MgService
 from flowmatrix.mg.stats import MgStats
-from flowmatrix.mg.testing import AsgiClient
+from flowmatrix.mg.testing import MgClient as Mg
+from flowmatrix.mg.testing import open_mg, partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, on the hour
@@ -37,67 +36,12 @@ STEP = 300_000
 
 def partial(*items: tuple[str, str, str, float, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bytes, packets); in_if 3, no VRF, tos 0."""
-    cols: dict[str, list[object]] = {n: [] for n in PARTIAL_SCHEMA.names}
-    for ingress, egress, cls, b, p in items:
-        values = [ingress, 3, "", egress, 0, cls, b, p, 1.0, p, 0.0, 0.0]
-        for name, value in zip(PARTIAL_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
-    return pa.table(cols).cast(PARTIAL_SCHEMA)
-
-
-@dataclass
-class Mg:
-    client: AsgiClient
-    store: Store
-    tokens: dict[str, str]
-
-    def upload(
-        self, frp: str, start: int, table: pa.Table, interval: str = "always", **meta: Any
-    ) -> dict[str, Any]:
-        envelope = PartialMeta(
-            frp=frp,
-            interval=interval,
-            period_start_ms=start,
-            period_end_ms=start + STEP,
-            **meta,
-        )
-        r = self.client.request(
-            "PUT",
-            f"/api/v1/partials/{frp}/{interval}/{start}",
-            content=encode_partial(table, envelope),
-            headers={"Content-Type": MEDIA_TYPE, "Authorization": f"Bearer {self.tokens[frp]}"},
-        )
-        assert r.status_code == 200, r.text
-        result: dict[str, Any] = r.json()
-        return result
-
-    def get(self, path: str, **params: object) -> httpx.Response:
-        return self.client.request(
-            "GET",
-            f"/api/v1{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {self.tokens['operator']}"},
-        )
-
-    def stats(self, **params: object) -> dict[tuple[str, str, str], dict[str, Any]]:
-        r = self.get("/stats", **{"interval": "always", **params})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        rows = [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
-        return {(row["ingress"], row["egress"], row["class"]): row for row in rows}
+    return partial_table(items)
 
 
 @pytest.fixture(scope="module")
 def config() -> NetworkConfig:
     return load_config(VALID)
-
-
-def open_mg(
-    config: NetworkConfig, store: Store, tokens_dir: Path, stats: MgStats | None = None
-) -> Mg:
-    issue_tokens(store, config, tokens_dir)
-    tokens = {p.stem: read_token(p) for p in tokens_dir.glob("*.token")}
-    return Mg(AsgiClient(create_app(config, store, stats=stats)), store, tokens)
 
 
 @pytest.fixture
@@ -424,7 +368,7 @@ def test_alarm_transitions_are_posted_once_to_the_rules_webhook(
             stats = MgStats(ruled, store)
             stats.start()
             try:
-                mg = open_mg(ruled, store, tmp_path, stats)
+                mg = open_mg(ruled, store, tmp_path, stats=stats)
                 mg.upload("frp-par", P0, partial(("par-pe1", "lon-pe1", "BE", 3000.0, 1.0)))
                 mg.upload("frp-par", P0 + STEP, partial(("par-pe1", "lon-pe1", "BE", 3001.0, 1.0)))
                 mg.upload("frp-par", P0 + 2 * STEP, partial(("par-pe1", "lon-pe1", "BE", 1.0, 1.0)))

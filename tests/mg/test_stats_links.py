@@ -25,14 +25,14 @@ from flowmatrix.capacity.topology import (
 )
 from flowmatrix.config.model import AlarmRule, NetworkConfig
 from flowmatrix.config.xml import load_config
-from flowmatrix.matrix.partial import MEDIA_TYPE, PARTIAL_SCHEMA, PartialMeta, encode_partial
+from flowmatrix.matrix.partial import MEDIA_TYPE, PartialMeta, encode_partial
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg import cli
 from flowmatrix.mg.app import create_app
 from flowmatrix.mg.auth import issue_tokens, read_token
 from flowmatrix.mg.service import MgService
 from flowmatrix.mg.stats import MgStats
-from flowmatrix.mg.testing import AsgiClient
+from flowmatrix.mg.testing import AsgiClient, partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z
@@ -44,13 +44,7 @@ BYTES_PER_BPS = 300 / 8
 
 def partial(*items: tuple[str, str, str, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bit/s over the 300 s period); in_if 3, no VRF, tos 0."""
-    cols: dict[str, list[object]] = {n: [] for n in PARTIAL_SCHEMA.names}
-    for ingress, egress, cls, bps in items:
-        b = bps * BYTES_PER_BPS
-        values = [ingress, 3, "", egress, 0, cls, b, 1.0, 1.0, 1.0, 0.0, 0.0]
-        for name, value in zip(PARTIAL_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
-    return pa.table(cols).cast(PARTIAL_SCHEMA)
+    return partial_table((i, e, c, bps * BYTES_PER_BPS, 1.0) for i, e, c, bps in items)
 
 
 def topology(core_bps: float = 1000.0) -> Topology:

@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import load_config
-from flowmatrix.matrix.partial import MEDIA_TYPE, PARTIAL_SCHEMA, PartialMeta, encode_partial
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg import cli
-from flowmatrix.mg.app import create_app
-from flowmatrix.mg.auth import issue_tokens, read_token
-from flowmatrix.mg.testing import AsgiClient
+from flowmatrix.mg.testing import MgClient as Mg
+from flowmatrix.mg.testing import open_mg, partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # Friday 2027-01-15T08:00:00Z, on the hour
@@ -31,47 +27,7 @@ DAY = 24 * HOUR
 
 def partial(*items: tuple[str, str, str, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bytes); packets = bytes / 10, in_if 3, no VRF, tos 0."""
-    cols: dict[str, list[object]] = {n: [] for n in PARTIAL_SCHEMA.names}
-    for ingress, egress, cls, b in items:
-        values = [ingress, 3, "", egress, 0, cls, b, b / 10, 1.0, b / 10, 0.0, 0.0]
-        for name, value in zip(PARTIAL_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
-    return pa.table(cols).cast(PARTIAL_SCHEMA)
-
-
-@dataclass
-class Mg:
-    client: AsgiClient
-    tokens: dict[str, str]
-
-    def upload(self, frp: str, start: int, table: pa.Table) -> None:
-        meta = PartialMeta(
-            frp=frp, interval="always", period_start_ms=start, period_end_ms=start + STEP
-        )
-        r = self.client.request(
-            "PUT",
-            f"/api/v1/partials/{frp}/always/{start}",
-            content=encode_partial(table, meta),
-            headers={"Content-Type": MEDIA_TYPE, "Authorization": f"Bearer {self.tokens[frp]}"},
-        )
-        assert r.status_code == 200, r.text
-
-    def get(self, path: str, **params: object) -> httpx.Response:
-        return self.client.request(
-            "GET",
-            f"/api/v1{path}",
-            params=params,
-            headers={"Authorization": f"Bearer {self.tokens['operator']}"},
-        )
-
-    def stats(self, **params: object) -> dict[tuple[str, str, str], dict[str, Any]]:
-        r = self.get("/stats", **{"interval": "always", **params})
-        assert r.status_code == 200, r.text
-        body = r.json()
-        assert body["timescale"] == params.get("timescale", "period")
-        assert body["granularity"] == params.get("granularity", "pe_pe")
-        rows = [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
-        return {(row["ingress"], row["egress"], row["class"]): row for row in rows}
+    return partial_table((i, e, c, b, b / 10) for i, e, c, b in items)
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +38,7 @@ def config() -> NetworkConfig:
 @pytest.fixture
 def mg(config: NetworkConfig, tmp_path: Path) -> Iterator[Mg]:
     with Store(":memory:") as store:
-        issue_tokens(store, config, tmp_path)
-        tokens = {p.stem: read_token(p) for p in tmp_path.glob("*.token")}
-        yield Mg(AsgiClient(create_app(config, store)), tokens)
+        yield open_mg(config, store, tmp_path)
 
 
 def traffic(mg: Mg) -> None:

@@ -13,9 +13,10 @@ import pytest
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import load_config
 from flowmatrix.errors import StoreError
-from flowmatrix.matrix.partial import PARTIAL_SCHEMA, PartialMeta
+from flowmatrix.matrix.partial import PartialMeta
 from flowmatrix.matrix.store import StatsState, Store, Upload
 from flowmatrix.mg.stats import MgStats
+from flowmatrix.mg.testing import partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, on the hour
@@ -24,12 +25,7 @@ STEP = 300_000
 
 def partial(*items: tuple[str, str, str, float, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bytes, packets); in_if 3, no VRF, tos 0."""
-    cols: dict[str, list[object]] = {n: [] for n in PARTIAL_SCHEMA.names}
-    for ingress, egress, cls, b, p in items:
-        values = [ingress, 3, "", egress, 0, cls, b, p, 1.0, p, 0.0, 0.0]
-        for name, value in zip(PARTIAL_SCHEMA.names, values, strict=True):
-            cols[name].append(value)
-    return pa.table(cols).cast(PARTIAL_SCHEMA)
+    return partial_table(items)
 
 
 def store_period(store: Store, frp: str, start: int, table: pa.Table) -> None:
