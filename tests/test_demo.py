@@ -121,6 +121,15 @@ def test_demo_keeps_the_mg_serving_its_dashboard_until_stopped(tmp_path: Path):
             timeout=10,
         ).json()
         assert network["features"]["topology"] is True
+        assert network["features"]["routing"] is True  # the routing page can explain
+        pe = network["pes"][0]["name"]
+        why = httpx.get(
+            f"{result.mg_url}/api/v1/routing/explain",
+            params={"pe": pe, "address": "10.0.0.1"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert why.status_code == 200, why.text
     finally:
         serve_dashboard(result, lambda _: None, wait=lambda: None)
     with pytest.raises(httpx.TransportError):

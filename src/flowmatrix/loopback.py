@@ -187,7 +187,9 @@ class Loopback:
             "--host", "127.0.0.1", "--port", str(self.mg_port),
             "--issue-tokens", str(self.tokens),
         ]  # fmt: skip
-        if self.mode == "centralized":
+        # every PE's tables: centralized mode resolves with them, and in either mode the
+        # dashboard's routing lookup explains with them
+        if self.mode == "centralized" or (self.network_dir / "routing").is_dir():
             argv += ["--routing", str(self.network_dir)]
         if (self.network_dir / "topology.json").exists():
             argv += ["--topology", str(self.network_dir / "topology.json")]

@@ -335,11 +335,24 @@ def test_an_interval_without_periods_says_so_without_errors(
     assert dashboard.errors == []
 
 
-def test_routing_page_says_this_mg_has_no_routing_tables(page: Any, dashboard: Dashboard) -> None:
+def test_routing_lookup_shows_what_the_resolver_explains(page: Any, dashboard: Dashboard) -> None:
+    """The MG holds every PE's tables (the harness passes --routing): a lookup per VRF."""
     open_page(page, "routing")
-    assert page.is_visible("#rt-missing")
-    assert "This MG has no routing tables" in page.inner_text("#rt-missing")
-    assert not page.is_visible("#rt-form")
+    assert not page.is_visible("#rt-missing")
+    pe = dashboard.api("network")["pes"][0]["name"]
+    page.select_option("#rt-pe", pe)
+    page.fill("#rt-address", "10.0.0.1")
+    page.click("#rt-form button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('#rt-result tbody tr').length > 0")
+    rows = page.eval_on_selector_all(
+        "#rt-result tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    want = dashboard.api("routing/explain", pe=pe, address="10.0.0.1")["lookups"]
+    assert want, "the synth PE has VRFs to explain"
+    assert [r[0] for r in rows] == [e["vrf"] or "(global)" for e in want]
+    assert [r[5] for r in rows] == [", ".join(e["egress"]) or "–" for e in want]
+    assert [r[6] for r in rows] == [e["reason"] for e in want]
+    page.screenshot(path=str(dashboard.shots / "routing.png"), full_page=True)
     assert dashboard.errors == []
 
 

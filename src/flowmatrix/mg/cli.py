@@ -55,7 +55,7 @@ def mg_serve(
         Path | None,
         typer.Option(
             help="Routing directory of every PE: lets the MG resolve ingress records itself "
-            "(FRPs in --mode centralized)."
+            "(FRPs in --mode centralized) and answer routing lookups (dashboard, API)."
         ),
     ] = None,
     topology: Annotated[

@@ -948,9 +948,9 @@ async function loadRouting() {
   $("rt-result").replaceChildren();
   if (!has) {
     $("rt-missing").textContent =
-      "This MG has no routing tables, so it cannot explain a lookup. The MG holds every PE's " +
-      "tables in centralized mode only (mg serve --routing DIR); in distributed mode each FRP " +
-      "resolves its own PEs — use flowmatrix routing show on the FRP's tables instead.";
+      "This MG has no routing tables, so it cannot explain a lookup. Start it with every PE's " +
+      "tables (mg serve --routing DIR), or use flowmatrix routing show on an FRP's tables: " +
+      "in distributed mode each FRP resolves its own PEs.";
     return;
   }
   fillSelect($("rt-pe"), fm.network.pes.map((p) => [p.name, `${p.name} (${p.service_node})`]));
