@@ -54,6 +54,11 @@ def test_clock_within_resolution_is_ok_and_skew_beyond_it_warns_then_fails() -> 
     assert check_clock(server_s=900, sent_s=1000.0, received_s=1000.1).status == "fail"
     # a slow round trip widens what cannot be told apart
     assert check_clock(server_s=1003, sent_s=1000.0, received_s=1006.0).status == "ok"
+    # a time to the millisecond (the MG's time_ms) leaves only the round trip
+    exact = check_clock(server_s=1002.9, sent_s=1000.2, received_s=1000.4, resolution_s=0.0)
+    assert exact.status == "warn"  # 2.6 s off, known to ±0.1 s
+    assert "+2.6 s" in exact.detail
+    assert "(±0.1 s)" in exact.detail
 
 
 def test_config_check_names_the_first_problem(tmp_path: Path) -> None:
@@ -77,6 +82,7 @@ def test_mg_and_tokens_against_a_real_mg(mg: tuple[str, Path]) -> None:
     by = {c.name: c for c in checks}
     assert by["mg"].status == "ok"
     assert by["clock"].status == "ok"  # same host
+    assert "(±0." in by["clock"].detail  # from /health's time_ms, not the Date header's second
     assert by["token"].status == "ok"
     assert check_token(url, frp, frp="frp-par").status == "ok"
     wrong = check_token(url, "not-a-token")

@@ -6,8 +6,9 @@ the given options make possible, in the order a problem would be found by
 hand. ``flowmatrix doctor`` renders them and exits 1 when any failed.
 
 * **config** — the XML configuration loads and passes every check.
-* **mg** — ``/api/v1/health`` answers; the MG's ``Date`` header gives the
-  **clock** skew (1 s resolution, half the round trip allowed on top).
+* **mg** — ``/api/v1/health`` answers; its ``time_ms`` gives the **clock**
+  skew to within half the round trip (an MG without it: the ``Date``
+  header, to the second).
 * **token** — an FRP token reads its own configuration view, an operator
   token reads the alarm list (the same calls the FRP and ``tm`` make).
 * **receive-buffer** — the kernel grants the collector's receive buffer
@@ -91,16 +92,19 @@ def check_config(path: Path) -> tuple[Check, NetworkConfig | None]:
     return Check("config", "ok", detail), config
 
 
-def check_clock(*, server_s: float, sent_s: float, received_s: float) -> Check:
-    """Skew between this host and the MG from the MG's ``Date`` (whole seconds).
+def check_clock(
+    *, server_s: float, sent_s: float, received_s: float, resolution_s: float = 1.0
+) -> Check:
+    """Skew between this host and the MG from a time the MG reported.
 
-    The server's clock read somewhere between ``sent_s`` and ``received_s``
-    and was truncated to the second, so the skew is only known to within
-    one second plus the round trip; only what exceeds that is reported.
+    The server's clock was read somewhere between ``sent_s`` and
+    ``received_s`` and truncated to ``resolution_s`` (1 s for a ``Date``
+    header, 0 for ``time_ms``), so the skew is only known to within that
+    resolution plus half the round trip; only what exceeds it is reported.
     """
     middle = (sent_s + received_s) / 2
-    slack = 1.0 + (received_s - sent_s) / 2
-    skew = server_s + 0.5 - middle
+    slack = resolution_s + (received_s - sent_s) / 2
+    skew = server_s + resolution_s / 2 - middle
     beyond = max(0.0, abs(skew) - slack)
     detail = f"MG clock {skew:+.1f} s from this host (±{slack:.1f} s)"
     if beyond > CLOCK_FAIL_S:
@@ -120,14 +124,20 @@ def check_mg(url: str, *, timeout: float = 3.0) -> list[Check]:
     received = time.time()
     if response.status_code != 200:
         return [Check("mg", "fail", f"{url}: /api/v1/health answered {response.status_code}")]
-    version = response.json().get("version", "?") if _is_json(response) else "?"
-    checks = [Check("mg", "ok", f"{url}: healthy, flowmatrix {version}")]
+    body = response.json() if _is_json(response) else {}
+    checks = [Check("mg", "ok", f"{url}: healthy, flowmatrix {body.get('version', '?')}")]
     date = response.headers.get("date")
     parsed = email.utils.parsedate_to_datetime(date) if date else None
-    if parsed is None:
-        checks.append(Check("clock", "skip", "the MG sent no Date header"))
+    if isinstance(body.get("time_ms"), int):
+        server_s, resolution = body["time_ms"] / 1000, 0.0
+    elif parsed is not None:
+        server_s, resolution = parsed.timestamp(), 1.0
     else:
-        checks.append(check_clock(server_s=parsed.timestamp(), sent_s=sent, received_s=received))
+        checks.append(Check("clock", "skip", "the MG reports no time"))
+        return checks
+    checks.append(
+        check_clock(server_s=server_s, sent_s=sent, received_s=received, resolution_s=resolution)
+    )
     return checks
 
 

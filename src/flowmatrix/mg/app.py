@@ -33,6 +33,7 @@ import hashlib
 import io
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -226,9 +227,9 @@ stats_router = APIRouter(tags=["statistics"])
 
 
 @meta_router.get("/health")
-def health() -> dict[str, str]:
-    """Whether the MG is up, and its version."""
-    return {"status": "ok", "version": __version__}
+def health() -> dict[str, str | int]:
+    """Whether the MG is up, its version and its clock (unix ms, for clock-skew checks)."""
+    return {"status": "ok", "version": __version__, "time_ms": time.time_ns() // 1_000_000}
 
 
 @config_router.get(
