@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -290,6 +291,20 @@ class Store:
     ) -> None:
         self.stop()
 
+    @contextmanager
+    def _transaction(self, con: duckdb.DuckDBPyConnection, failed: str) -> Iterator[None]:
+        """BEGIN … COMMIT; ROLLBACK on any error, a DuckDB one raised as StoreError(``failed``)."""
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                msg = f"store {self.path}: {failed}: {exc}"
+                raise StoreError(msg) from None
+            raise
+
     def _db(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             msg = f"store {self.path}: not started"
@@ -358,8 +373,7 @@ class Store:
             if row is not None and row[1] == content_digest:
                 return PutResult("unchanged", int(row[0]), content_digest)
             version = 1 if row is None else int(row[0]) + 1
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction(con, "upload not stored"):
                 (upload_id,) = _first(con.execute("SELECT nextval('upload_ids')")) or (0,)
                 con.execute(
                     f"INSERT INTO uploads ({_UPLOAD_COLUMNS}, mode) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -375,22 +389,12 @@ class Store:
                         meta.mode,
                     ],
                 )
-                con.register("incoming_partial", table)
-                try:
+                with _registered(con, "incoming_partial", table):
                     con.execute(
                         "INSERT INTO partial_rows SELECT ?, * FROM incoming_partial "
                         f"ORDER BY {', '.join(PARTIAL_KEYS)}",
                         [upload_id],
                     )
-                finally:
-                    con.unregister("incoming_partial")
-                con.execute("COMMIT")
-            except BaseException as exc:
-                con.execute("ROLLBACK")
-                if isinstance(exc, duckdb.Error):
-                    msg = f"store {self.path}: upload not stored: {exc}"
-                    raise StoreError(msg) from None
-                raise
         log.info(
             "component=store event=stored frp=%s interval=%s period_start_ms=%d version=%d rows=%d",
             meta.frp,
@@ -500,29 +504,18 @@ class Store:
         period_rows = _arrow_rows(periods, StatsPeriod.__slots__)
         with self._lock:
             con = self._db()
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with self._transaction(con, "statistics not saved"):
                 for table, name, columns in (
                     (state_rows, "stats_state", _STATE_COLUMNS),
                     (period_rows, "stats_periods", _PERIOD_COLUMNS),
                 ):
                     if table.num_rows == 0:
                         continue
-                    con.register("incoming_stats", table)
-                    try:
+                    with _registered(con, "incoming_stats", table):
                         con.execute(
                             f"INSERT OR REPLACE INTO {name} ({columns}) "
                             "SELECT * FROM incoming_stats"
                         )
-                    finally:
-                        con.unregister("incoming_stats")
-                con.execute("COMMIT")
-            except BaseException as exc:
-                con.execute("ROLLBACK")
-                if isinstance(exc, duckdb.Error):
-                    msg = f"store {self.path}: statistics not saved: {exc}"
-                    raise StoreError(msg) from None
-                raise
 
     def stats_states(self) -> list[StatsState]:
         """Every interval's saved statistics, by interval."""
@@ -573,3 +566,13 @@ class Store:
                 t: int((_first(con.execute(f"SELECT count(*) FROM {t}")) or (0,))[0])
                 for t in ("tokens", "uploads", "partial_rows")
             }
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> Iterator[None]:
+    """``table`` visible to SQL as ``name`` for the duration of the block."""
+    con.register(name, table)
+    try:
+        yield
+    finally:
+        con.unregister(name)
