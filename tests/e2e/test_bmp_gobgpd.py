@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from flowmatrix.routing import PeTables, RoutingState, resolve_egress
+from flowmatrix.routing import RoutingState, resolve_egress
 from flowmatrix.routing.bmp_server import BmpServer, BmpServerConfig
 from flowmatrix.routing.live import LiveConfig, LiveRouting
 from flowmatrix.routing.mrt import read_mrt
-from flowmatrix.routing.testing import Gobgpd, connected_table, free_tcp_port, network, rd_table
+from flowmatrix.routing.testing import Gobgpd, blue_red_state, free_tcp_port, network
 
 pytestmark = [
     pytest.mark.e2e,
@@ -102,18 +102,6 @@ class Speaker(Gobgpd):
         )
 
 
-def _base() -> RoutingState:
-    state = RoutingState(network(PES))
-    rd = rd_table(
-        [
-            (101, "blue", "65000:11", "65000:1", "65000:1"),
-            (102, "red", "65000:91", "65000:9", "65000:9"),
-        ]
-    )
-    state.add_pe(PeTables("pe1", 0, rd, connected_table()))
-    return state
-
-
 def _egress(state: RoutingState, at_ms: int) -> list[str]:
     res = resolve_egress(
         state,
@@ -133,7 +121,7 @@ def lab(tmp_path: Path) -> Iterator[tuple[LiveRouting, BmpServer, Speaker, Speak
     live = LiveRouting(
         LiveConfig(interval=0.3, max_versions=64, keep=3600, snapshot_dir=tmp_path / "snapshot"),
         network(PES),
-        base=_base(),
+        base=blue_red_state(PES),
         on_state=lambda s: published.append(s.generation),
     )
     server = BmpServer(BmpServerConfig(host="127.0.0.1", port=0), live)

@@ -212,16 +212,7 @@ def test_tm_forecast_passes_its_options_as_query_parameters_and_renders_the_answ
     rising(mg)
     asked: list[dict[str, Any]] = []
 
-    def fetch(
-        url: str, token_file: Path, params: dict[str, Any], path: str = "matrix"
-    ) -> tuple[bytes, dict[str, str]]:
-        asked.append(params)
-        query = {k: v for k, v in params.items() if v is not None}
-        r = mg.get(f"/{path}", **query)
-        assert r.status_code == 200, r.text
-        return r.content, dict(r.headers)
-
-    monkeypatch.setattr(cli, "_fetch", fetch)
+    monkeypatch.setattr(cli, "_fetch", mg.fetcher(asked))
     args = ["forecast", "--mg", "http://mg", "--token-file", str(tmp_path / "operator.token")]
     args += ["--ingress", "par-pe1", "--egress", "lon-pe1", "--class", "BE", "--horizon", "6"]
     args += ["--season", "4", "--capacity-bps", "1e12"]

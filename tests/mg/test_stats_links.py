@@ -32,7 +32,7 @@ from flowmatrix.mg.app import create_app
 from flowmatrix.mg.auth import issue_tokens, read_token
 from flowmatrix.mg.service import MgService
 from flowmatrix.mg.stats import MgStats
-from flowmatrix.mg.testing import AsgiClient, partial_table
+from flowmatrix.mg.testing import AsgiClient, MgClient, partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z
@@ -218,15 +218,7 @@ def test_tm_forecast_link_prints_the_crossing(
 ) -> None:
     asked: list[dict[str, Any]] = []
 
-    def fetch(
-        url: str, token_file: Path, params: dict[str, Any], path: str = "matrix"
-    ) -> tuple[bytes, dict[str, str]]:
-        asked.append(params)
-        r = get(mg, f"/{path}", **{k: v for k, v in params.items() if v is not None})
-        assert r.status_code == 200, r.text
-        return r.content, dict(r.headers)
-
-    monkeypatch.setattr(cli, "_fetch", fetch)
+    monkeypatch.setattr(cli, "_fetch", MgClient(*mg).fetcher(asked))
     args = ["forecast", "--mg", "http://mg", "--token-file", str(tmp_path / "operator.token")]
     shown = CliRunner().invoke(cli.tm_app, [*args, "--link", CORE])
     assert shown.exit_code == 0, shown.output

@@ -168,15 +168,7 @@ def test_tm_stats_passes_timescale_and_granularity_and_titles_the_table(
     traffic(mg)
     asked: list[dict[str, Any]] = []
 
-    def fetch(
-        url: str, token_file: Path, params: dict[str, Any], path: str = "matrix"
-    ) -> tuple[bytes, dict[str, str]]:
-        asked.append(params)
-        r = mg.get(f"/{path}", **{k: v for k, v in params.items() if v is not None})
-        assert r.status_code == 200, r.text
-        return r.content, dict(r.headers)
-
-    monkeypatch.setattr(cli, "_fetch", fetch)
+    monkeypatch.setattr(cli, "_fetch", mg.fetcher(asked))
     args = ["stats", "--mg", "http://mg", "--token-file", str(tmp_path / "operator.token")]
     args += ["--granularity", "pop_pop", "--timescale", "hour", "--class", "all"]
     shown = CliRunner().invoke(cli.tm_app, args)

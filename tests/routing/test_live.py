@@ -12,6 +12,7 @@ from flowmatrix.routing.mrt import read_mrt, write_mrt
 from flowmatrix.routing.testing import (
     bgp_table,
     bgp_update,
+    blue_red_state,
     bmp_initiation,
     bmp_peer_down,
     bmp_peer_up,
@@ -39,24 +40,12 @@ class Clock:
         return self.t
 
 
-def _base() -> RoutingState:
-    state = RoutingState(network(PES))
-    rd = rd_table(
-        [
-            (101, "blue", "65000:11", "65000:1", "65000:1"),
-            (102, "red", "65000:91", "65000:9", "65000:9"),
-        ]
-    )
-    state.add_pe(PeTables("pe1", 0, rd, connected_table()))
-    return state
-
-
 def _live(clock: Clock, **kw: object) -> tuple[LiveRouting, list[RoutingState]]:
     published: list[RoutingState] = []
     live = LiveRouting(
         LiveConfig(**kw),  # type: ignore[arg-type]
         network(PES),
-        base=_base(),
+        base=blue_red_state(PES),
         on_state=published.append,
         clock=clock,
     )

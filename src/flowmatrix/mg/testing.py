@@ -17,7 +17,7 @@ reads as the operator.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -119,6 +119,25 @@ class MgClient:
             params=params,
             headers={"Authorization": f"Bearer {token or self.tokens['operator']}"},
         )
+
+    def fetcher(
+        self, asked: list[dict[str, Any]] | None = None
+    ) -> Callable[..., tuple[bytes, dict[str, str]]]:
+        """A stand-in for ``flowmatrix.mg.cli._fetch`` answering from this app (for CLI tests).
+
+        Each call's query parameters are appended to ``asked``.
+        """
+
+        def fetch(
+            url: str, token_file: Path, params: dict[str, Any], path: str = "matrix"
+        ) -> tuple[bytes, dict[str, str]]:
+            if asked is not None:
+                asked.append(params)
+            r = self.get(f"/{path}", **{k: v for k, v in params.items() if v is not None})
+            assert r.status_code == 200, r.text
+            return r.content, dict(r.headers)
+
+        return fetch
 
     def stats(self, **params: object) -> dict[tuple[str, str, str], dict[str, Any]]:
         """``/stats`` (interval ``always`` unless given), keyed by (ingress, egress, class)."""

@@ -29,6 +29,7 @@ __all__ = [
     "bgp_open",
     "bgp_table",
     "bgp_update",
+    "blue_red_state",
     "bmp_initiation",
     "bmp_message",
     "bmp_peer_down",
@@ -101,6 +102,21 @@ def network(
             ExternalNextHop(prefix=ipaddress.ip_network(e[0]), pe=e[1]) for e in external
         ),
     )
+
+
+def blue_red_state(pes: Sequence[tuple[str, str, str]]) -> RoutingState:
+    """A network of ``pes`` where pe1 has VRFs blue (ifIndex 101, RD 65000:11, RT 65000:1) and
+    red (102, RD 65000:91, RT 65000:9) and no VPN table of its own: routes come from elsewhere
+    (a route reflector's view, or live BMP)."""
+    state = RoutingState(network(pes))
+    rd = rd_table(
+        [
+            (101, "blue", "65000:11", "65000:1", "65000:1"),
+            (102, "red", "65000:91", "65000:9", "65000:9"),
+        ]
+    )
+    state.add_pe(PeTables("pe1", 0, rd, connected_table()))
+    return state
 
 
 def two_pe_state() -> RoutingState:
