@@ -41,17 +41,29 @@ def _positions(topology: Topology) -> np.ndarray:
     return np.array([layout[i] for i in range(topology.n_nodes)], dtype=np.float64)
 
 
+def _half_arcs(topology: Topology, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tail, head and link middle of every arc: each direction is drawn tail → middle."""
+    arcs = topology.arcs
+    a, b = pos[arcs.src], pos[arcs.dst]
+    return a, b, (a + b) / 2
+
+
 def plot_topology(
-    routing: Routing, path: str | Path, *, threshold: float = DEFAULT_THRESHOLD
+    routing: Routing,
+    path: str | Path,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    positions: np.ndarray | None = None,
 ) -> Path:
-    """Draw routers and links, each direction half a link coloured by its utilization."""
+    """Draw routers and links, each direction half a link coloured by its utilization.
+
+    ``positions`` (router → x, y) default to the topology's own or a spring layout.
+    """
     topo = routing.topology
-    pos = _positions(topo)
-    arcs = topo.arcs
+    pos = _positions(topo) if positions is None else positions
     util = routing.utilization
     # each arc is drawn from its tail to the middle of the link, offset to its side
-    a, b = pos[arcs.src], pos[arcs.dst]
-    mid = (a + b) / 2
+    a, b, mid = _half_arcs(topo, pos)
     direction = b - a
     length = np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
     normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1) / length
@@ -122,28 +134,33 @@ def plot_capacity(
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     routing = route(topology, demands)
+    pos = _positions(topology)  # one layout for both pictures
     return [
-        plot_topology(routing, directory / "topology.png", threshold=threshold),
+        plot_topology(routing, directory / "topology.png", threshold=threshold, positions=pos),
         plot_utilization_cdf(routing, directory / "utilization-cdf.png", threshold=threshold),
-        plot_capacity_html(routing, directory / "capacity.html", threshold=threshold),
+        plot_capacity_html(
+            routing, directory / "capacity.html", threshold=threshold, positions=pos
+        ),
     ]
 
 
 def plot_capacity_html(
-    routing: Routing, path: str | Path, *, threshold: float = DEFAULT_THRESHOLD
+    routing: Routing,
+    path: str | Path,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    positions: np.ndarray | None = None,
 ) -> Path:
     """One standalone HTML page: the topology by link utilization, then the utilization CDF."""
     import plotly.graph_objects as go
     from plotly.colors import sample_colorscale
 
     topo = routing.topology
-    pos = _positions(topo)
+    pos = _positions(topo) if positions is None else positions
     arcs = topo.arcs
     util = routing.utilization
     names = [n.name for n in topo.nodes]
-    # each direction from its tail to the link's middle, as in the PNG
-    a, b = pos[arcs.src], pos[arcs.dst]
-    mid = (a + b) / 2
+    a, b, mid = _half_arcs(topo, pos)  # as in the PNG
     shown = np.minimum(util, 1.0)
     bins = np.minimum((shown * _BINS).astype(np.int64), _BINS - 1)
     colours = sample_colorscale("RdYlGn_r", [(k + 0.5) / _BINS for k in range(_BINS)])

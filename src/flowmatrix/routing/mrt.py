@@ -27,6 +27,7 @@ from flowmatrix.routing.bgp import (
     ATTR_NEXT_HOP,
     SAFI_MPLS_VPN,
     SAFI_UNICAST,
+    rd_text,
     rt_bytes,
     rt_text,
 )
@@ -48,15 +49,12 @@ class _Bad(Exception):
 
 
 def _rd_text(raw: bytes) -> str:
+    """An RD's text; an RD type other than 0, 1 or 2 makes the record unreadable."""
     kind = int.from_bytes(raw[:2], "big")
-    if kind == 0:
-        return f"{int.from_bytes(raw[2:4], 'big')}:{int.from_bytes(raw[4:8], 'big')}"
-    if kind == 1:
-        return f"{ipaddress.IPv4Address(raw[2:6])}:{int.from_bytes(raw[6:8], 'big')}"
-    if kind == 2:
-        return f"{int.from_bytes(raw[2:6], 'big')}:{int.from_bytes(raw[6:8], 'big')}"
-    msg = f"unknown RD type {kind}"
-    raise _Bad(msg)
+    if kind > 2:
+        msg = f"unknown RD type {kind}"
+        raise _Bad(msg)
+    return rd_text(int.from_bytes(raw[:8], "big"))
 
 
 def _prefix(afi: int, raw: bytes, bits: int) -> str:
