@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -56,6 +57,17 @@ def test_demo_command_measures_the_ground_truth_with_real_processes(tmp_path: Pa
     table = pq.read_table(out / "matrix_pe_pe.parquet")
     assert table.column_names == ["ingress", "egress", "bytes", "packets"]
     assert (out / "matrix_pe_pe.csv").read_text().startswith('"ingress","egress","bytes"')
+    # the links are sized to the demo's traffic: the busiest period is over the threshold and
+    # the plan computed for it brings every link back under
+    assert "capacity: links sized to the demo's traffic" in outcome.output
+    check = json.loads((out / "capacity_check.json").read_text())
+    assert check["exceeded"] is True
+    assert check["period"]["busy"] is True
+    assert check["max_utilization"] > check["threshold"]
+    plan = json.loads((out / "capacity_plan.json").read_text())
+    assert plan["feasible"] is True
+    assert plan["after_max_utilization"] <= check["threshold"] < plan["before_max_utilization"]
+    assert plan["changes"]
 
 
 class FakeNetwork:

@@ -9,6 +9,7 @@ unreachable MG).
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from flowmatrix.mg.cli import mg_app, print_whole, tm_app
 
 if TYPE_CHECKING:
     from flowmatrix.config.model import NetworkConfig
+    from flowmatrix.demo import CapacityStory
 
 app = typer.Typer(
     name="flowmatrix",
@@ -265,10 +267,31 @@ def demo(
             f"(all {result.difference.num_rows} elements equal)",
             highlight=False,
         )
+    if result.capacity is not None:
+        _say_capacity(result.capacity, result.link_scale)
     for name, path in result.files.items():
         out.print(f"  {name:<15} {path}", highlight=False)
     if result.network is not None:
         serve_dashboard(result, lambda line: out.print(line, highlight=False))
+
+
+def _say_capacity(story: CapacityStory, scale: float) -> None:
+    """The demo's capacity check and rerouting plan, in a few lines."""
+    say = functools.partial(out.print, highlight=False)
+    say(f"capacity: links sized to the demo's traffic (generated capacities ÷ {1 / scale:,.0f})")
+    links = "link" if story.over == 1 else "links"
+    say(
+        f"busiest read-out period {story.period}: {story.busiest} at "
+        f"{100 * story.max_utilization:.1f} % (threshold {100 * story.threshold:.0f} %), "
+        f"{story.over} directed {links} over"
+    )
+    if story.plan_method is not None:
+        verdict = "brings" if story.plan_feasible else "cannot bring"
+        changes = "change" if story.plan_changes == 1 else "changes"
+        say(
+            f"rerouting plan ({story.plan_method}, {story.plan_changes} {changes}) {verdict} "
+            f"the busiest link to {100 * story.plan_max_utilization:.1f} %"
+        )
 
 
 def _view_or_exit(config: NetworkConfig, frp: str) -> NetworkConfig:

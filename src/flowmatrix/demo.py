@@ -4,7 +4,11 @@ The demo generates a network and its customer traffic, starts one MG and one
 FRP per service node as real processes on loopback (:mod:`flowmatrix.loopback`),
 replays every PE's traffic through pmacct's ``nfprobe`` exporter to its FRP,
 waits until the MG holds a complete total matrix for every read-out period,
-and compares that matrix with the generator's ground truth. With
+and compares that matrix with the generator's ground truth. The synthetic
+network's links are sized to the demo's few Mbit/s (:func:`link_scale`): the
+MG's capacity check of the busiest read-out period then finds the busiest
+link over its 80 % threshold, and the demo computes the rerouting plan that
+brings it back under. With
 ``serve=True`` the network stays up after the run, so the MG's dashboard
 (``/ui/``) shows it until :func:`serve_dashboard` is interrupted.
 """
@@ -15,7 +19,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from flowmatrix.capacity.demands import make_demands
+from flowmatrix.capacity.report import plan_report, plans_for, to_json
+from flowmatrix.capacity.routing import route
+from flowmatrix.capacity.topology import Topology, load_topology
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.loopback import Loopback
 from flowmatrix.matrix.plot import heatmap
@@ -31,9 +39,12 @@ from flowmatrix.synth import generate_network, generate_traffic, write_network
 
 __all__ = [
     "DEMO_INTERVAL",
+    "DEMO_LINK_UTILIZATION",
     "DEMO_START",
+    "CapacityStory",
     "DemoResult",
     "compare",
+    "link_scale",
     "run_demo",
     "serve_dashboard",
     "total",
@@ -43,8 +54,30 @@ __all__ = [
 DEMO_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 #: the interval whose matrix the demo shows (continuous: every period counts)
 DEMO_INTERVAL = "always"
+#: the demo's links are sized so that its traffic, at its average rate, loads the busiest
+#: link to this utilization: over the 80 % threshold, with room for a rerouting plan
+DEMO_LINK_UTILIZATION = 0.9
 
 Step = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityStory:
+    """The MG's capacity check of the busiest read-out period, and a plan when it fails."""
+
+    #: start of the busiest read-out period, ISO UTC text
+    period: str
+    threshold: float
+    max_utilization: float
+    #: the busiest directed link, ``src → dst``
+    busiest: str
+    #: directed links over the threshold
+    over: int
+    #: the recommended rerouting plan (None when nothing is over the threshold)
+    plan_method: str | None = None
+    plan_feasible: bool = False
+    plan_changes: int = 0
+    plan_max_utilization: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +98,10 @@ class DemoResult:
     mg_url: str
     #: the network, still running when the demo was asked to serve (else stopped)
     network: Loopback | None = None
+    #: capacity of the busiest read-out period (None when the run did not get that far)
+    capacity: CapacityStory | None = None
+    #: the factor applied to the generated network's capacities (see :func:`link_scale`)
+    link_scale: float = 1.0
 
     @property
     def dashboard_url(self) -> str:
@@ -99,6 +136,68 @@ def compare(measured: pa.Table, truth: pa.Table) -> pa.Table:
     return table.sort_by([("abs", "descending"), ("ingress", "ascending")]).drop_columns("abs")
 
 
+def link_scale(topology: Topology, truth: pa.Table, seconds: float, utilization: float) -> float:
+    """The factor on every capacity that makes ``truth``, at its average rate over
+    ``seconds``, load the busiest link of ``topology`` to ``utilization``: ``1/N`` with
+    ``N`` rounded to two significant digits.
+
+    >>> from flowmatrix.capacity.topology import Link, Node, build_topology
+    >>> t = build_topology([Node("a", "A"), Node("b", "B")], [Link("ab", "a", "b", 1e9, 1, 1)])
+    >>> truth = pa.table({"ingress": ["a"], "egress": ["b"], "bytes": [1_250_000]})  # 10 Mbit
+    >>> link_scale(t, truth, seconds=10, utilization=0.5)  # 1 Mbit/s on 2 Mbit/s
+    0.002
+    """
+    pairs = truth.group_by(["ingress", "egress"]).aggregate([("bytes", "sum")])
+    demands = make_demands(
+        np.asarray(pairs["ingress"].to_pylist(), dtype=np.str_),
+        np.asarray(pairs["egress"].to_pylist(), dtype=np.str_),
+        np.asarray(pairs["bytes_sum"].to_numpy(), dtype=np.float64) * 8 / seconds,
+    )
+    busiest = route(topology, demands).max_utilization
+    if not busiest > 0:
+        return 1.0
+    divisor = utilization / busiest
+    digits = int(np.floor(np.log10(divisor))) - 1
+    return float(1 / round(divisor, -digits))
+
+
+def _capacity_story(net: Loopback, topology: Topology, out: Path) -> CapacityStory:
+    """Ask the MG to check the busiest period; plan a rerouting (TE tunnels) when it fails."""
+    response = net.get("capacity/check", interval=DEMO_INTERVAL, period="busy")
+    response.raise_for_status()
+    check = response.json()
+    (out / "capacity_check.json").write_text(to_json(check))
+    links = check["links"]
+    busiest = max(links, key=lambda x: x["utilization"]) if links else None
+    story = CapacityStory(
+        period=check["period"]["start"],
+        threshold=check["threshold"],
+        max_utilization=check["max_utilization"],
+        busiest=f"{busiest['src']} → {busiest['dst']}" if busiest else "-",
+        over=sum(1 for x in links if x["over"]),
+    )
+    if not check["exceeded"]:
+        return story
+    period = check["period"]
+    matrix = net.matrix(DEMO_INTERVAL, period_start_ms=int(period["start_ms"]))
+    pairs = matrix.group_by(["ingress", "egress"]).aggregate([("bytes", "sum")])
+    demands = make_demands(
+        np.asarray(pairs["ingress"].to_pylist(), dtype=np.str_),
+        np.asarray(pairs["egress"].to_pylist(), dtype=np.str_),
+        np.asarray(pairs["bytes_sum"].to_numpy(), dtype=np.float64) * 8 / period["seconds"],
+    )
+    plans = plans_for(topology, demands, method="paths", threshold=check["threshold"])
+    report = plan_report(plans, topology)
+    (out / "capacity_plan.json").write_text(to_json(report))
+    return replace(
+        story,
+        plan_method=report["method"],
+        plan_feasible=report["feasible"],
+        plan_changes=len(report["changes"]),
+        plan_max_utilization=report["after_max_utilization"],
+    )
+
+
 def run_demo(
     out: Path,
     *,
@@ -110,13 +209,15 @@ def run_demo(
     step: Step = lambda _: None,
     keep: Callable[[Loopback], None] | None = None,
     serve: bool = False,
+    stats_detail: bool = True,
 ) -> DemoResult:
     """Measure a generated network with a real MG, FRPs and exporters on loopback.
 
     ``keep``, when given, is called with the running network before it is
     stopped. With ``serve`` the network is left running: the result's
     ``network`` holds it, and :func:`serve_dashboard` (or its ``stop()``)
-    ends it.
+    ends it. ``stats_detail`` False runs the MG without the if_pe and vrf
+    statistics (``mg serve --no-stats-detail``).
     """
     seconds: dict[str, float] = {}
     files: dict[str, Path] = {}
@@ -128,7 +229,8 @@ def run_demo(
 
     done = timed("network", f"generating a {size} network (seed {seed})")
     network_dir = out / "network"
-    write_network(generate_network(size, seed), network_dir)
+    network = generate_network(size, seed)
+    write_network(network, network_dir)
     done()
 
     done = timed("traffic", f"generating {flows:,} customer flows entering every PE")
@@ -136,12 +238,23 @@ def run_demo(
     generate_traffic(
         network_dir, traffic_dir, seed=seed, flows=flows, start=DEMO_START, duration_s=duration_s
     )
+    truth = pacsv.read_csv(traffic_dir / "truth" / "pe_pe.csv")
+    done()
+
+    done = timed("links", "sizing the links to the demo's traffic")
+    scale = link_scale(
+        load_topology(network_dir / "topology.json"), truth, duration_s, DEMO_LINK_UTILIZATION
+    )
+    write_network(network.with_capacity_scale(scale), network_dir)
+    topology = load_topology(network_dir / "topology.json")
     done()
 
     since = int(DEMO_START.timestamp() * 1000)
     until = since + duration_s * 1000
     with ExitStack() as running:
-        net = running.enter_context(Loopback(network_dir, out / "run", readout_seconds=readout_s))
+        net = running.enter_context(
+            Loopback(network_dir, out / "run", readout_seconds=readout_s, stats_detail=stats_detail)
+        )
         done = timed("start", "starting the MG and one FRP per service node")
         net.start()
         done()
@@ -163,7 +276,6 @@ def run_demo(
         if keep is not None:
             keep(net)
         mg_url = net.mg_url
-        truth = pacsv.read_csv(traffic_dir / "truth" / "pe_pe.csv")
         pe_pe = (
             matrix.group_by(["ingress", "egress"])
             .aggregate([("bytes", "sum"), ("packets", "sum")])
@@ -185,6 +297,12 @@ def run_demo(
         files["mg_db"] = net.db
         files["logs"] = net.logs
         done()
+        done = timed("capacity", "checking the busiest read-out period's link loads")
+        capacity = _capacity_story(net, topology, out)
+        files["capacity_check"] = out / "capacity_check.json"
+        if capacity.plan_method is not None:
+            files["capacity_plan"] = out / "capacity_plan.json"
+        done()
         if serve:
             running.pop_all()  # the caller stops it (serve_dashboard)
     return DemoResult(
@@ -197,6 +315,8 @@ def run_demo(
         seconds=seconds,
         mg_url=mg_url,
         network=net if serve else None,
+        capacity=capacity,
+        link_scale=scale,
     )
 
 

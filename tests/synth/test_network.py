@@ -39,6 +39,33 @@ def test_unknown_size_and_negative_seed_are_refused() -> None:
         generate_network("tiny", seed=-1)
 
 
+def test_capacity_scale_changes_only_capacities(tiny: SynthNetwork, tmp_path: Path) -> None:
+    write_network(tiny.with_capacity_scale(0.5), tmp_path / "half")
+    write_network(tiny, tmp_path / "whole")
+    half, whole = _tree(tmp_path / "half"), _tree(tmp_path / "whole")
+    changed = {name for name in whole if half[name] != whole[name]}
+    assert changed == {
+        "network.xml",
+        "topology.json",
+        "synth/service_nodes.parquet",
+        "synth/links.parquet",
+    }
+    topo_half = json.loads(half["topology.json"])
+    topo_whole = json.loads(whole["topology.json"])
+    assert [x["capacity_bps"] * 2 for x in topo_half["links"]] == [
+        x["capacity_bps"] for x in topo_whole["links"]
+    ]
+    assert [x["capacity_bps"] * 2 for x in topo_half["service_nodes"]] == [
+        x["capacity_bps"] for x in topo_whole["service_nodes"]
+    ]
+    assert load_config(tmp_path / "half" / "network.xml").service_nodes[0].capacity_bps == (
+        tiny.config.service_nodes[0].capacity_bps / 2
+    )
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(SynthError, match="capacity scale"):
+            tiny.with_capacity_scale(bad)
+
+
 def test_config_xml_round_trips_to_the_generated_config(tiny: SynthNetwork, tiny_dir: Path) -> None:
     assert load_config([tiny_dir / "network.xml"]) == tiny.config
 

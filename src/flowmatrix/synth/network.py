@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flowmatrix.config.model import (
     Exporter,
@@ -185,6 +186,40 @@ class SynthNetwork:
     def spec(self) -> SizeSpec:
         """The size specification this network was generated from."""
         return SIZES[self.size]
+
+    def with_capacity_scale(self, factor: float) -> SynthNetwork:
+        """The same network with every link and service-node capacity multiplied by ``factor``.
+
+        Only capacities change (the topology file and the service nodes of the
+        configuration); routing, sites and prefixes stay as drawn, so traffic
+        generated for the network fits this one too.
+
+        >>> net = generate_network("tiny", seed=1)
+        >>> small = net.with_capacity_scale(1e-3)
+        >>> float(small.links["capacity_bps"][0]), float(net.links["capacity_bps"][0])
+        (40000000.0, 40000000000.0)
+        >>> small.config.service_nodes[0].capacity_bps, net.config.service_nodes[0].capacity_bps
+        (40000000.0, 40000000000.0)
+        """
+        if not factor > 0 or factor == float("inf"):
+            msg = f"capacity scale must be a positive finite number, not {factor}"
+            raise SynthError(msg)
+
+        def scaled(table: pa.Table) -> pa.Table:
+            at = table.schema.get_field_index("capacity_bps")
+            column = pc.multiply(table.column(at), pa.scalar(float(factor), pa.float64()))
+            return table.set_column(at, table.schema.field(at), column)
+
+        nodes = tuple(
+            replace(n, capacity_bps=None if n.capacity_bps is None else n.capacity_bps * factor)
+            for n in self.config.service_nodes
+        )
+        return replace(
+            self,
+            config=replace(self.config, service_nodes=nodes),
+            service_nodes=scaled(self.service_nodes),
+            links=scaled(self.links),
+        )
 
     def counts(self) -> dict[str, int]:
         """Row counts of the main tables, for manifests and summaries."""
