@@ -30,7 +30,6 @@ or management address.
 
 from __future__ import annotations
 
-import datetime as dt
 import ipaddress
 import json
 import logging
@@ -42,16 +41,14 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 import pyarrow.parquet as pq
 from prometheus_client import Counter, Gauge
 
-from flowmatrix.addr import format_addresses, format_prefixes
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.errors import RoutingError
 from flowmatrix.routing.bgp import SAFI_MPLS_VPN, SAFI_UNICAST, AttributeTable, rd_text
 from flowmatrix.routing.bmp import PEER_LOC_RIB, PEER_RD, BmpBatch, BmpSession, PeerKey, RibKey
-from flowmatrix.routing.native import ROUTING_FORMAT, read_native
+from flowmatrix.routing.native import ROUTING_FORMAT, bgp_table_arrow, iso_time, read_native
 from flowmatrix.routing.resolve import watch_view_age
 from flowmatrix.routing.tables import BgpTable, RoutingState, RrTables
 
@@ -790,36 +787,13 @@ def _bgp(
 # --- snapshot files ----------------------------------------------------------------------------
 
 
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def _table_arrow(t: BgpTable, *, vpn: bool) -> pa.Table:
-    def names(codes: npt.NDArray[np.int32], values: list[str]) -> pa.Array:
-        return pa.array([*values, ""], pa.string()).take(
-            pa.array(np.where(codes >= 0, codes, len(values)))
-        )
-
-    columns: dict[str, pa.Array] = {}
-    if vpn:
-        columns["rd"] = names(t.rd, t.rds)
-    columns["prefix"] = format_prefixes(t.family, t.hi, t.lo, t.length)
-    columns["next_hop"] = format_addresses(t.nh_family, t.nh_hi, t.nh_lo)
-    columns["route_targets"] = names(t.rts, [" ".join(sorted(x)) for x in t.rt_sets])
-    columns["local_pref"] = pa.array(t.local_pref)
-    columns["med"] = pa.array(t.med)
-    columns["as_path_len"] = pa.array(t.as_path_len)
-    columns["originator"] = names(t.originator, t.originators)
-    return pa.table(columns)
-
-
 def write_snapshot(directory: Path, rr: RrTables, *, write_mrt: bool = True) -> None:
     """Write a route reflector version as native files (``manifest.json``, Parquet) and MRT."""
     from flowmatrix.routing.mrt import write_mrt as write_mrt_file
 
     directory.mkdir(parents=True, exist_ok=True)
-    pq.write_table(_table_arrow(rr.vpn, vpn=True), directory / "vpn.parquet.tmp")
-    pq.write_table(_table_arrow(rr.global_bgp, vpn=False), directory / "global.parquet.tmp")
+    pq.write_table(bgp_table_arrow(rr.vpn, vpn=True), directory / "vpn.parquet.tmp")
+    pq.write_table(bgp_table_arrow(rr.global_bgp, vpn=False), directory / "global.parquet.tmp")
     (directory / "vpn.parquet.tmp").replace(directory / "vpn.parquet")
     (directory / "global.parquet.tmp").replace(directory / "global.parquet")
     if write_mrt:
@@ -829,10 +803,10 @@ def write_snapshot(directory: Path, rr: RrTables, *, write_mrt: bool = True) -> 
         (directory / "table.mrt.tmp").replace(directory / "table.mrt")
     manifest = {
         "format": ROUTING_FORMAT,
-        "taken_at": _iso(rr.taken_at_ms),
+        "taken_at": iso_time(rr.taken_at_ms),
         "source": "bmp",
         "route_reflector": {
-            "taken_at": _iso(rr.taken_at_ms),
+            "taken_at": iso_time(rr.taken_at_ms),
             "vpn": "vpn.parquet",
             "global": "global.parquet",
         },

@@ -1,17 +1,19 @@
-"""Read the native routing files (``routing/manifest.json`` and its CSV/Parquet tables).
+"""The native routing files (``routing/manifest.json`` and its CSV/Parquet tables).
 
 The format is the one ``flowmatrix synth network`` writes and ``docs/synth.md``
 describes: a manifest naming, per PE, its RD table, connected/static prefixes
 and optionally its own VPN table, plus the route reflector's VPN and global
 tables, each with the time it was taken. Every problem is a
 :class:`~flowmatrix.errors.RoutingError` naming the file and line (CSV) or
-row (Parquet).
+row (Parquet). :func:`write_native` writes a :class:`RoutingState` back in
+the same format (Parquet tables), so that :func:`read_native` reads it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from flowmatrix.addr import format_addresses, format_prefixes
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.errors import FlowmatrixError, RoutingError
 from flowmatrix.routing.tables import (
@@ -38,13 +41,18 @@ from flowmatrix.routing.tables import (
 
 __all__ = [
     "ROUTING_FORMAT",
+    "bgp_table_arrow",
+    "connected_table_arrow",
     "find_routing_dir",
+    "iso_time",
     "parse_time_ms",
+    "rd_table_arrow",
     "read_bgp_table",
     "read_connected_table",
     "read_native",
     "read_rd_table",
     "validate_native",
+    "write_native",
 ]
 
 #: the ``format`` value of a routing manifest
@@ -432,3 +440,144 @@ def validate_native(directory: Path, config: NetworkConfig | None = None) -> lis
 
     problems += unknown_next_hops(state)
     return problems
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def iso_time(ms: int) -> str:
+    """Unix milliseconds as the manifest's ISO 8601 UTC text (``…Z``), exact to the ms."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _names(codes: npt.NDArray[np.integer], values: Sequence[str]) -> pa.Array:
+    """Codes into ``values`` as text, -1 as ``""``."""
+    return pa.array([*values, ""], pa.string()).take(
+        pa.array(np.where(codes >= 0, codes, len(values)))
+    )
+
+
+def _marks(values: npt.NDArray[np.int8]) -> pa.Array:
+    """1/0/-1 as true/false/null."""
+    return pa.array(values == 1, pa.bool_(), mask=values < 0)
+
+
+def bgp_table_arrow(t: BgpTable, *, vpn: bool) -> pa.Table:
+    """A BGP table as the columns :func:`read_bgp_table` reads (``rd`` only when ``vpn``)."""
+    columns: dict[str, pa.Array] = {}
+    if vpn:
+        columns["rd"] = _names(t.rd, t.rds)
+    columns["prefix"] = format_prefixes(t.family, t.hi, t.lo, t.length)
+    columns["next_hop"] = format_addresses(t.nh_family, t.nh_hi, t.nh_lo)
+    columns["route_targets"] = _names(t.rts, [" ".join(sorted(x)) for x in t.rt_sets])
+    columns["local_pref"] = pa.array(t.local_pref, pa.int64())
+    columns["med"] = pa.array(t.med, pa.int64())
+    columns["as_path_len"] = pa.array(t.as_path_len, pa.int64())
+    columns["originator"] = _names(t.originator, t.originators)
+    if (t.vrf >= 0).any():
+        columns["vrf"] = _names(t.vrf, t.vrfs)
+    if (t.best >= 0).any():
+        columns["best"] = _marks(t.best)
+    if (t.multipath >= 0).any():
+        columns["multipath"] = _marks(t.multipath)
+    return pa.table(columns)
+
+
+def rd_table_arrow(t: RdTable) -> pa.Table:
+    """An RD table as the columns :func:`read_rd_table` reads."""
+    return pa.table(
+        {
+            "if_index": pa.array(t.if_index, pa.int64()),
+            "interface": pa.array(t.interface, pa.string()),
+            "vrf": pa.array(t.vrf, pa.string()),
+            "rd": pa.array(t.rd, pa.string()),
+            "import_rts": pa.array([" ".join(sorted(x)) for x in t.import_rts], pa.string()),
+            "export_rts": pa.array([" ".join(sorted(x)) for x in t.export_rts], pa.string()),
+            "vrf_id": pa.array(t.vrf_id, pa.int64()),
+        }
+    )
+
+
+def connected_table_arrow(t: ConnectedTable) -> pa.Table:
+    """Connected and static prefixes as the columns :func:`read_connected_table` reads."""
+    return pa.table(
+        {
+            "vrf": pa.array(t.vrf, pa.string()),
+            "prefix": format_prefixes(t.family, t.hi, t.lo, t.length),
+            "in_bgp": pa.array(t.in_bgp, pa.bool_()),
+        }
+    )
+
+
+def _write(table: pa.Table, path: Path) -> str:
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+    return path.name
+
+
+def write_native(
+    state: RoutingState,
+    directory: Path,
+    *,
+    pes: Sequence[str] | None = None,
+    source: str = "flowmatrix",
+) -> Path:
+    """Write ``state`` as a native routing directory; returns its ``manifest.json``.
+
+    Every version of each PE (of ``pes``, default all) and the newest route
+    reflector version are written as Parquet tables; :func:`read_native`
+    reads back the same tables and times. The manifest is written last.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from flowmatrix.synth import generate_network, write_network
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_network(generate_network("tiny", seed=1), Path(tmp, "net"))
+    ...     state = read_native(Path(tmp, "net"))
+    ...     _ = write_native(state, Path(tmp, "copy"), pes=["par-pe1"])
+    ...     again = read_native(Path(tmp, "copy"), state.config)
+    >>> list(again.pe_versions), len(again.rr_versions[0].vpn) == len(state.rr_versions[-1].vpn)
+    (['par-pe1'], True)
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest: dict[str, Any] = {"format": ROUTING_FORMAT, "source": source, "pes": {}}
+    if state.rr_versions:
+        rr = state.rr_versions[-1]
+        manifest["taken_at"] = iso_time(rr.taken_at_ms)
+        manifest["route_reflector"] = {
+            "taken_at": iso_time(rr.taken_at_ms),
+            "vpn": _write(bgp_table_arrow(rr.vpn, vpn=True), directory / "rr-vpn.parquet"),
+            "global": _write(
+                bgp_table_arrow(rr.global_bgp, vpn=False), directory / "rr-global.parquet"
+            ),
+        }
+    chosen = list(state.pe_versions) if pes is None else [p for p in pes if p in state.pe_versions]
+    for k, name in enumerate(chosen):  # per PE and version: a few files each
+        entries = []
+        for v, tables in enumerate(state.pe_versions[name]):
+            stem = f"pe{k}-v{v}"
+            entry: dict[str, Any] = {
+                "taken_at": iso_time(tables.taken_at_ms),
+                "rd": _write(rd_table_arrow(tables.rd), directory / f"{stem}-rd.parquet"),
+                "connected": _write(
+                    connected_table_arrow(tables.connected), directory / f"{stem}-connected.parquet"
+                ),
+            }
+            if tables.bgp is not None:
+                entry["bgp"] = _write(
+                    bgp_table_arrow(tables.bgp, vpn=True), directory / f"{stem}-vpn.parquet"
+                )
+            if tables.global_bgp is not None:
+                entry["global"] = _write(
+                    bgp_table_arrow(tables.global_bgp, vpn=False),
+                    directory / f"{stem}-global.parquet",
+                )
+            entries.append(entry)
+        manifest["pes"][name] = entries
+    path = directory / "manifest.json"
+    tmp = directory / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
