@@ -20,7 +20,15 @@ period's codes), then the steady state, then with the snapshot taken and queued 
 period (and, apart, the time its background write to an in-memory store
 takes). Its same-run reference is the per-element
 Python key look-up MgStats used before (``zip`` of ``to_pylist`` columns
-into a dict), on the same total.
+into a dict), on the same total. These runs keep no finer detail
+(``MgStats(detail=False)``).
+
+Last, the extra cost of the finer values (``mg serve --stats-detail``, the
+default) in the same run: the steady state again with each period's finest
+total (one input interface and VRF per element, so as many finest elements
+as PE-to-PE ones) put in too, against the steady PE-to-PE figure above; and
+the extra ``Total`` pass ``observe`` makes to sum the finest total, against
+its PE-to-PE pass, over one 1 M-row partial.
 
 Run: ``.venv/bin/python bench/bench_stats.py [--periods P] [--side S]``
 """
@@ -42,7 +50,9 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from flowmatrix.config.model import Interval, NetworkConfig, PeRouter  # noqa: E402
+from flowmatrix.matrix.partial import PARTIAL_KEYS, PARTIAL_SCHEMA  # noqa: E402
 from flowmatrix.matrix.store import Store  # noqa: E402
+from flowmatrix.matrix.total import FINEST, total_matrix  # noqa: E402
 from flowmatrix.mg.stats import MgStats  # noqa: E402
 from flowmatrix.stats.running import RunningStats  # noqa: E402
 
@@ -135,6 +145,24 @@ def mg_figures(side: int, periods: int, pool: list[np.ndarray]) -> None:
             }
         )
 
+    # the finest keys: one input interface and VRF per PE-to-PE element
+    in_if = pa.array(np.tile(np.arange(side, dtype=np.int64) % 8, side))
+    vrf = pa.array(np.repeat([f"vrf{k % 20:02d}" for k in range(side)], side))
+
+    def fine(i: int) -> pa.Table:
+        values = pool[i % len(pool)]
+        return pa.table(
+            {
+                "ingress": ingress,
+                "if_index": in_if,
+                "vrf": vrf,
+                "egress": egress,
+                "class": classes,
+                "bytes": values,
+                "packets": values / 700,
+            }
+        )
+
     writes: list[float] = []
 
     def run(stats: MgStats, *, persist: bool, fresh: bool) -> list[float]:
@@ -144,9 +172,12 @@ def mg_figures(side: int, periods: int, pool: list[np.ndarray]) -> None:
             if fresh:
                 # a new element set every period: no reuse of the previous period's codes
                 table = table.slice(i % 2, table.num_rows - i % 2)
+            finest = fine(i) if stats.detail else None
             start = i * 300_000
             t = time.perf_counter()
-            stats.put_total("always", start, start + 300_000, table, [i], persist=persist)
+            stats.put_total(
+                "always", start, start + 300_000, table, [i], fine=finest, persist=persist
+            )
             times.append(time.perf_counter() - t)
             if persist:
                 # the background write of this period's snapshot, waited for here
@@ -156,13 +187,14 @@ def mg_figures(side: int, periods: int, pool: list[np.ndarray]) -> None:
         return times
 
     figures = {}
-    for label, persist, fresh in (
-        ("new element sets", False, True),
-        ("steady element set", False, False),
-        ("steady, + snapshot taken and queued", True, False),
+    for label, persist, fresh, detail in (
+        ("new element sets", False, True, False),
+        ("steady element set", False, False, False),
+        ("steady, + snapshot taken and queued", True, False, False),
+        ("steady, + finest values (detail)", False, False, True),
     ):
         with Store(":memory:") as store:
-            stats = MgStats(config, store)
+            stats = MgStats(config, store, detail=detail)
             stats.start()
             figures[label] = run(stats, persist=persist, fresh=fresh)
             stats.stop()
@@ -198,6 +230,56 @@ def mg_figures(side: int, periods: int, pool: list[np.ndarray]) -> None:
         f"{reference_s * 1e3:.0f} ms = {reference_s / new_mean:.1f}× the mean update with new "
         "element sets"
     )
+    steady = float(np.mean(figures["steady element set"]))
+    detail = float(np.mean(figures["steady, + finest values (detail)"]))
+    pe_pe_s, finest_s = total_passes(side)
+    print(
+        f"  finer values (if_pe, vrf; {side * side / 1e6:.1f} M finest elements): "
+        f"+{(detail - steady) * 1e3:.1f} ms per period in put_total "
+        f"(+{(detail - steady) / steady:.0%} of the steady PE-to-PE {steady * 1e3:.1f} ms), "
+        f"+{finest_s * 1e3:.0f} ms for the extra Total pass over a {side * side / 1e6:.1f} M-row "
+        f"partial (its PE-to-PE pass: {pe_pe_s * 1e3:.0f} ms); "
+        f"memory {16 * side * side / 2**20:.0f} MiB per period kept"
+    )
+
+
+def total_passes(side: int) -> tuple[float, float]:
+    """Median seconds of three PE-to-PE and three FINEST ``total_matrix`` passes, one partial."""
+    pes = tuple(
+        PeRouter(f"pe{i:04d}", ipaddress.ip_address(0x0A000000 + i), f"pop{i % 40:02d}")
+        for i in range(side)
+    )
+    config = NetworkConfig("bench", 65000, pes=pes)
+    names = np.array([p.name for p in pes])
+    rng = np.random.default_rng(2)
+    n = side * side
+    values = rng.lognormal(10, 2, n)
+    partial = pa.table(
+        {
+            "ingress_pe": np.repeat(names, side),
+            "in_if": np.tile(np.arange(side) % 8, side),
+            "vrf": np.repeat([f"vrf{k % 20:02d}" for k in range(side)], side),
+            "egress_pe": np.tile(names, side),
+            "tos": np.zeros(n, np.int64),
+            "class": np.full(n, "BE"),
+            "bytes": values,
+            "packets": values / 700,
+            "flows": np.ones(n),
+            "sampled_packets": values / 700,
+            "bytes_var": np.zeros(n),
+            "packets_var": np.zeros(n),
+        }
+    )
+    partial = partial.cast(PARTIAL_SCHEMA).sort_by([(k, "ascending") for k in PARTIAL_KEYS])
+    seconds = []
+    for granularity in ("pe_pe", FINEST):
+        runs = []
+        for _ in range(3):  # the median of three: one pass is a few hundred ms, noisy
+            t = time.perf_counter()
+            total_matrix(config, [partial], granularity=granularity)
+            runs.append(time.perf_counter() - t)
+        seconds.append(float(np.median(runs)))
+    return seconds[0], seconds[1]
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_put_total_equals_statistics_recomputed_from_every_period(
     monkeypatch.setattr(mg_stats, "_LUT_CELLS", lut_cells)
     periods = totals(seed, 25)
     with Store(":memory:") as store:
-        stats = MgStats(CONFIG, store)
+        stats = MgStats(CONFIG, store, detail=False)  # pe_pe totals only
         stats.start()
         for k, (table, _) in enumerate(periods):
             stats.put_total(
@@ -105,7 +105,7 @@ def test_revised_periods_replace_their_values_and_survive_a_restart(seed: int) -
     revisions = totals(seed + 100, 4)
     revised = [3, 7, 0, 11]
     with Store(":memory:") as store:
-        stats = MgStats(CONFIG, store)
+        stats = MgStats(CONFIG, store, detail=False)  # pe_pe totals only
         stats.start()
         for k, (table, _) in enumerate(periods):
             stats.put_total("always", k * 300_000, (k + 1) * 300_000, table, [k])
@@ -114,7 +114,7 @@ def test_revised_periods_replace_their_values_and_survive_a_restart(seed: int) -
             periods[k] = (table, dense)
         live = stats.rows("always")
         stats.stop()
-        again = MgStats(CONFIG, store)
+        again = MgStats(CONFIG, store, detail=False)
         again.start()
         assert again.rows("always") == live
     matrix = np.stack([d for _, d in periods])

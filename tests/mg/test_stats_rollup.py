@@ -159,7 +159,7 @@ def test_figures_recomputed_from_the_kept_periods_equal_the_running_ones(mg: Mg)
 def test_stats_refuse_unknown_timescales_and_granularities(mg: Mg) -> None:
     traffic(mg)
     assert mg.get("/stats", interval="always", timescale="month").status_code == 422
-    assert mg.get("/stats", interval="always", granularity="if_pe").status_code == 422
+    assert mg.get("/stats", interval="always", granularity="if_vrf").status_code == 422
 
 
 def test_tm_stats_passes_timescale_and_granularity_and_titles_the_table(

@@ -15,7 +15,7 @@ from flowmatrix.config.xml import load_config
 from flowmatrix.errors import StoreError
 from flowmatrix.matrix.partial import PartialMeta
 from flowmatrix.matrix.store import StatsState, Store, Upload
-from flowmatrix.mg.stats import MgStats
+from flowmatrix.mg.stats import SNAPSHOT_VERSION, MgStats
 from flowmatrix.mg.testing import partial_table
 
 VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
@@ -202,7 +202,7 @@ def test_a_corrupt_snapshot_is_dropped_with_a_warning_and_everything_rebuilt(
         pytest.param(lambda s: dataclasses.replace(s, packets_mean=b""), id="short vector"),
         pytest.param(
             lambda s: dataclasses.replace(
-                s, meta_json=s.meta_json.replace('"version": 1', '"version": 9')
+                s, meta_json=s.meta_json.replace(f'"version": {SNAPSHOT_VERSION}', '"version": 9')
             ),
             id="version",
         ),

@@ -85,13 +85,20 @@ _DDL = (
         period_end_ms BIGINT NOT NULL, uploads VARCHAR NOT NULL, volume DOUBLE NOT NULL,
         node_volume BLOB NOT NULL, link_bps BLOB NOT NULL, element_bytes BLOB NOT NULL,
         element_packets BLOB NOT NULL, PRIMARY KEY ("interval", period_start_ms))""",
+    # the finer statistics (if_pe, vrf), added after the tables above: a file written before
+    # gets the columns empty (its snapshot is then rebuilt, see mg/stats.py)
+    "ALTER TABLE stats_state ADD COLUMN IF NOT EXISTS detail_keys BLOB DEFAULT ''::BLOB",
+    "ALTER TABLE stats_periods ADD COLUMN IF NOT EXISTS detail_bytes BLOB DEFAULT ''::BLOB",
+    "ALTER TABLE stats_periods ADD COLUMN IF NOT EXISTS detail_packets BLOB DEFAULT ''::BLOB",
 )
 #: columns of ``stats_state``, in :class:`StatsState` field order
-_STATE_COLUMNS = '"interval", meta_json, keys, bytes_mean, bytes_m2, packets_mean, packets_m2'
+_STATE_COLUMNS = (
+    '"interval", meta_json, keys, bytes_mean, bytes_m2, packets_mean, packets_m2, detail_keys'
+)
 #: columns of ``stats_periods``, in :class:`StatsPeriod` field order
 _PERIOD_COLUMNS = (
     '"interval", period_start_ms, period_end_ms, uploads, volume, node_volume, link_bps, '
-    "element_bytes, element_packets"
+    "element_bytes, element_packets, detail_bytes, detail_packets"
 )
 _UPLOAD_COLUMNS = (
     'id, frp, "interval", period_start_ms, period_end_ms, version, digest, received_ms, '
@@ -166,6 +173,8 @@ class StatsState:
     bytes_m2: Blob
     packets_mean: Blob
     packets_m2: Blob
+    #: the keys of the finest elements (if_pe and vrf statistics); empty without them
+    detail_keys: Blob = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +192,9 @@ class StatsPeriod:
     #: the period's bytes and packets per element code
     element_bytes: Blob
     element_packets: Blob
+    #: the period's bytes and packets per finest element; empty without them
+    detail_bytes: Blob = b""
+    detail_packets: Blob = b""
 
 
 def _arrow_rows(rows: Sequence[Any], fields: Sequence[str]) -> pa.Table:
@@ -525,7 +537,7 @@ class Store:
                 .execute(f'SELECT {_STATE_COLUMNS} FROM stats_state ORDER BY "interval"')
                 .fetchall()
             )
-        return [StatsState(str(r[0]), str(r[1]), *(bytes(b) for b in r[2:])) for r in rows]
+        return [StatsState(str(r[0]), str(r[1]), *(bytes(b or b"") for b in r[2:])) for r in rows]
 
     def stats_periods(self, interval: str) -> list[StatsPeriod]:
         """The saved periods of one interval, by period start."""
@@ -546,7 +558,7 @@ class Store:
                 int(r[2]),
                 str(r[3]),
                 float(r[4]),
-                *(bytes(b) for b in r[5:]),
+                *(bytes(b or b"") for b in r[5:]),
             )
             for r in rows
         ]

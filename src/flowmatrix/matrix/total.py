@@ -16,7 +16,12 @@ Granularities (columns named like the synth truth files, so they compare):
 ``pop_pop``   ingress, egress, class (service nodes)
 ``if_pe``     ingress, if_index, egress, class
 ``vrf``       vrf, ingress, egress, class
+``if_vrf``    ingress, if_index, vrf, egress, class
 ============  ==========================================
+
+``if_vrf`` (:data:`FINEST`) is every key of a partial but the ToS: the MG's
+statistics keep it per period to derive ``if_pe`` and ``vrf`` figures from
+(``/matrix`` does not serve it).
 
 followed by ``bytes, packets, flows, bytes_err95, packets_err95, seconds``;
 ``err95`` is ``1.96·sqrt(var)``, the half-width of the 95 % interval.
@@ -55,11 +60,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_CLASSES",
+    "FINEST",
     "GRANULARITIES",
     "OUTPUT_VALUES",
     "SUMMED",
     "Gap",
     "Granularity",
+    "KeySet",
     "PeriodStatus",
     "Total",
     "expected_frps",
@@ -71,6 +78,10 @@ __all__ = [
 Granularity = Literal["pe_pe", "pop_pop", "if_pe", "vrf"]
 #: the granularities a total can be read at
 GRANULARITIES: Final = tuple(get_args(Granularity))
+#: every key set a :class:`Total` sums at: the granularities and the finest one
+KeySet = Granularity | Literal["if_vrf"]
+#: the finest key set (every partial key but the ToS), from which if_pe and vrf are sums
+FINEST: Final = "if_vrf"
 #: the ``class`` filter value that sums every class into one row labelled "all"
 ALL_CLASSES: Final = "all"
 #: partial value columns the total sums (sampled_packets feeds no output)
@@ -99,13 +110,20 @@ _KEYS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("class", "class"),
     ),
     "vrf": (("vrf", "vrf"), ("ingress", "ingress_pe"), ("egress", "egress_pe"), ("class", "class")),
+    FINEST: (
+        ("ingress", "ingress_pe"),
+        ("if_index", "in_if"),
+        ("vrf", "vrf"),
+        ("egress", "egress_pe"),
+        ("class", "class"),
+    ),
 }
 
 Codes = npt.NDArray[np.int32]
 Values = npt.NDArray[np.float64]
 
 
-def output_columns(granularity: Granularity) -> tuple[str, ...]:
+def output_columns(granularity: KeySet) -> tuple[str, ...]:
     """The column names of a total at ``granularity``.
 
     >>> output_columns("vrf")[:4]
@@ -160,7 +178,7 @@ class Total:
     def __init__(
         self,
         config: NetworkConfig,
-        granularity: Granularity = "pe_pe",
+        granularity: KeySet = "pe_pe",
         *,
         class_: str | None = None,
     ) -> None:
@@ -398,7 +416,7 @@ def total_matrix(
     config: NetworkConfig,
     partials: Iterable[pa.Table],
     *,
-    granularity: Granularity = "pe_pe",
+    granularity: KeySet = "pe_pe",
     class_: str | None = None,
     seconds: float = 0,
 ) -> pa.Table:
@@ -412,7 +430,7 @@ def total_matrix(
         Tables with the PARTIAL_SCHEMA columns, e.g. the current version of
         every FRP's partial for one period, or of every period summed.
     granularity
-        One of GRANULARITIES.
+        One of GRANULARITIES, or FINEST.
     class_
         One class to keep, ``"all"`` to sum classes, None to keep them apart.
     seconds

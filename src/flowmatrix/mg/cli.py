@@ -68,6 +68,14 @@ def mg_serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning or error.")
     ] = "info",
+    stats_detail: Annotated[
+        bool,
+        typer.Option(
+            "--stats-detail/--no-stats-detail",
+            help="Keep every period's ingress interface × VRF detail for the if_pe and vrf "
+            "statistics (16 octets per such element and period, in memory and in the store).",
+        ),
+    ] = True,
 ) -> None:
     """Serve configuration views, receive partial matrices and serve totals over HTTP."""
     from flowmatrix.errors import CapacityError, ConfigError, RoutingError, StoreError
@@ -86,6 +94,7 @@ def mg_serve(
             routing=routing,
             topology=topology,
             log_level=log_level.lower(),
+            stats_detail=stats_detail,
         )
     except ConfigError as exc:
         for problem in exc.problems:
@@ -352,7 +361,11 @@ def tm_stats(
     ] = None,
     granularity: Annotated[
         str,
-        typer.Option("--granularity", help="pe_pe, or pop_pop (PEs summed into service nodes)."),
+        typer.Option(
+            "--granularity",
+            help="pe_pe, pop_pop (PEs summed into service nodes), if_pe (per ingress interface) "
+            "or vrf (per VPN); if_pe and vrf need mg serve --stats-detail.",
+        ),
     ] = "pe_pe",
     timescale: Annotated[
         str,
@@ -401,17 +414,19 @@ def render_stats(body: dict[str, Any], hour: dict[str, Any], *, limit: int = 20)
         show_edge=False,
         pad_edge=False,
     )
-    for c in ("ingress", "egress", "class"):
+    # the answer's key columns (if_index, vrf at their granularities) come before the period count
+    keys = columns[: columns.index("periods")] if "periods" in columns else columns[:3]
+    for c in keys:
         # the keys are never cut: the figures' columns give way
         width = max([len(c), *(len(str(r[c])) for r in rows[:limit])])
         table.add_column(c, no_wrap=True, min_width=width)
     # the answer's own figure columns, after the keys and the period count
-    values = [c for c in columns if c not in ("ingress", "egress", "class", "periods")]
+    values = [c for c in columns if c not in (*keys, "periods")]
     for c in values:
         header = c.replace("_bytes", "\nbytes").replace("_packets", "\npkts")
         table.add_column(header, justify="right", no_wrap=True)
     for row in rows[:limit]:
-        table.add_row(row["ingress"], row["egress"], row["class"], *(_si(row[c]) for c in values))
+        table.add_row(*(str(row[c]) for c in keys), *(_si(row[c]) for c in values))
     print_whole(out, table)
     out.print(f"{len(rows)} rows ({min(limit, len(rows))} shown)", markup=False, highlight=False)
     out.print(_hour_line("busy hour", hour.get("busy_hour"), hour), markup=False, highlight=False)
@@ -440,6 +455,15 @@ def tm_forecast(
     ] = None,
     egress: Annotated[
         str | None, typer.Option("--egress", help="Egress PE of the element.")
+    ] = None,
+    if_index: Annotated[
+        int | None,
+        typer.Option(
+            "--if-index", min=0, help="Only the traffic entering through this input interface."
+        ),
+    ] = None,
+    vrf: Annotated[
+        str | None, typer.Option("--vrf", help="Only the traffic of this VPN (VRF name).")
     ] = None,
     link: Annotated[
         str | None,
@@ -479,6 +503,8 @@ def tm_forecast(
         "ingress": ingress,
         "egress": egress,
         "class": class_,
+        "if_index": if_index,
+        "vrf": vrf,
         "link": link,
         "src": src,
         "horizon": horizon,
@@ -506,7 +532,13 @@ def render_forecast(body: dict[str, Any], *, capacity: bool, threshold: float = 
     else:
         element = body["element"]
         cls = element["class"] if element["class"] is not None else "all classes"
-        what = f"{element['ingress']} > {element['egress']} ({cls})"
+        via = "".join(
+            (
+                f" if_index {element['if_index']}" if element.get("if_index") is not None else "",
+                f" vrf {element['vrf']!r}" if element.get("vrf") is not None else "",
+            )
+        )
+        what = f"{element['ingress']} > {element['egress']}{via} ({cls})"
     season = f"season {body['season']} periods" if body["season"] else "no season"
     table = Table(
         title=(

@@ -32,6 +32,30 @@ Holt–Winters forecast, its backtest and the threshold crossing served by
   from the kept per-period values, the class sum, service-node granularity
   and roll-ups to local hours, days and ISO weeks.
 
+**if_pe and vrf statistics** (``detail=True``, ``mg serve --stats-detail``,
+the default). The running PE-to-PE set stays as it is (it is what alarms,
+busy hours and link loads read, and its update is benchmarked); beside it,
+each interval keeps, per counted period, the bytes and packets of its
+*finest* elements — (ingress, in_if, vrf, egress, class), every partial key
+but the ToS, ``total_matrix(..., granularity=FINEST)``: ``observe`` reads the
+period's partials once and sums them twice (PE-to-PE, finest). Both if_pe and
+vrf are sums of the finest elements, so one history serves both (and every
+class filter, class sum and time scale) by the same on-demand grouping as
+pop_pop: a sparse element → group matrix times the kept period vectors, then
+:func:`_series_stats`, exact (population std, p95 ``inverted_cdf``). Keeping
+the two granularities' totals instead would cost two extra sums per update
+and about as much memory, and would serve nothing finer. A finest element's
+code comes from three :class:`ElementIndex` (PE triple, (VRF, in_if) port,
+their pair) and a period's values are one scatter each, as for PE-to-PE; a
+revision replaces the period's vectors. Cost: 16 octets per finest element
+per counted period (two float64), in memory and in ``stats_periods``
+(``detail_bytes``, ``detail_packets``; the keys in ``stats_state.detail_keys``):
+a week of 5-minute periods (2,016) over 10,000 finest elements is 323 MB,
+about the PE-to-PE history again times the interfaces and VRFs per PE pair.
+With ``detail=False`` nothing of it is kept and if_pe / vrf answer
+:data:`DETAIL_OFF`. A snapshot saved without the detail (or by version 1)
+is rebuilt from the stored partials when the detail is on.
+
 Each period total also goes to an :class:`~flowmatrix.stats.alarms.AlarmEngine`
 of the configuration's rules: element rules get one key per
 ``"ingress>egress"`` (ASCII: the key goes into the webhook's
@@ -73,7 +97,13 @@ import scipy.sparse as sp
 from flowmatrix.config.model import AlarmRule, Interval, NetworkConfig
 from flowmatrix.errors import FlowmatrixError
 from flowmatrix.matrix.store import Blob, StatsPeriod, StatsState, Store, Upload
-from flowmatrix.matrix.total import ALL_CLASSES, total_matrix
+from flowmatrix.matrix.total import (
+    ALL_CLASSES,
+    FINEST,
+    OUTPUT_VALUES,
+    output_columns,
+    total_matrix,
+)
 from flowmatrix.stats.alarms import (
     ActiveAlarm,
     AlarmEngine,
@@ -91,6 +121,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALARM_STATE_KEY",
+    "DETAIL_GRANULARITIES",
+    "DETAIL_OFF",
     "MIN_FORECAST_PERIODS",
     "STATS_COLUMNS",
     "STATS_GRANULARITIES",
@@ -101,6 +133,7 @@ __all__ = [
     "StatsGranularity",
     "Timescale",
     "element_forecast",
+    "stats_columns",
 ]
 
 log = logging.getLogger("flowmatrix.mg.stats")
@@ -130,9 +163,30 @@ STATS_COLUMNS: Final = (
     "p95_packets",
 )
 
-StatsGranularity = Literal["pe_pe", "pop_pop"]
+StatsGranularity = Literal["pe_pe", "pop_pop", "if_pe", "vrf"]
 #: granularities :meth:`MgStats.rows` serves (named as ``/matrix`` names them)
 STATS_GRANULARITIES: Final = tuple(get_args(StatsGranularity))
+#: granularities computed from the finest elements' periods (``MgStats(detail=True)``)
+DETAIL_GRANULARITIES: Final = ("if_pe", "vrf")
+#: why if_pe and vrf statistics are refused by an MG that keeps no finer periods (HTTP 422)
+DETAIL_OFF: Final = (
+    "if_pe and vrf statistics are off on this MG: restart it with "
+    "`flowmatrix mg serve --stats-detail` (the default)"
+)
+#: the statistics columns after the key columns of every granularity
+_VALUE_COLUMNS: Final = STATS_COLUMNS[3:]
+
+
+def stats_columns(granularity: StatsGranularity) -> tuple[str, ...]:
+    """The columns of :meth:`MgStats.rows` at ``granularity``: its ``/matrix`` keys, statistics.
+
+    >>> stats_columns("if_pe")[:5]
+    ('ingress', 'if_index', 'egress', 'class', 'periods')
+    """
+    keys = output_columns(granularity)[: -len(OUTPUT_VALUES)]
+    return (*keys, *_VALUE_COLUMNS)
+
+
 Timescale = Literal["period", "hour", "day", "week"]
 #: time scales of :meth:`MgStats.rows`: read-out periods, or their sums per local hour, day, week
 TIMESCALES: Final = tuple(get_args(Timescale))
@@ -143,8 +197,13 @@ _MASK: Final = (1 << _BITS) - 1
 #: largest ends × ends × classes look-up table of element codes (int32 cells: 32 MB), e.g.
 #: 1,000 PEs × 1,000 × 8 classes
 _LUT_CELLS: Final = 1 << 23
-#: version of the saved statistics (``meta_json["version"]``)
-SNAPSHOT_VERSION: Final = 1
+#: version of the saved statistics (``meta_json["version"]``); 2 added the finest elements
+SNAPSHOT_VERSION: Final = 2
+#: bits of the (VRF, input interface) port code in a finest element's key (in_if is 32 bits)
+_PORT_BITS: Final = 32
+_PORT_MASK: Final = (1 << _PORT_BITS) - 1
+#: key columns of a FINEST total, in order
+_FINEST_KEYS: Final = ("ingress", "if_index", "vrf", "egress", "class")
 
 
 class _Names:
@@ -194,6 +253,34 @@ def _unpack(keys: I64) -> tuple[I64, I64, I64]:
 
 
 @dataclass
+class _Detail:
+    """One interval's finest elements (ingress, in_if, vrf, egress, class) and their periods.
+
+    A finest element's key packs the code of its (ingress, egress, class)
+    name-code triple (``pairs``, names of the interval's ``ends`` and
+    ``classes``) above the code of its (VRF, in_if) port (``ports``: VRF name
+    code above the 32-bit interface index).
+    """
+
+    vrfs: _Names = field(default_factory=_Names)
+    pairs: ElementIndex = field(default_factory=ElementIndex)
+    ports: ElementIndex = field(default_factory=ElementIndex)
+    index: ElementIndex = field(default_factory=ElementIndex)
+    #: period start (UTC ms) → bytes and packets per finest element code (zeros past the end)
+    bytes: dict[int, F64] = field(default_factory=dict)
+    packets: dict[int, F64] = field(default_factory=dict)
+    #: the last finest total's key columns and element codes
+    last: tuple[tuple[pa.ChunkedArray, ...], npt.NDArray[np.intp]] | None = None
+
+    def keys(self) -> tuple[I64, I64, I64, I64, I64]:
+        """Per finest element code: ingress, egress and class name codes, VRF code, in_if."""
+        pair = self.pairs.keys[self.index.keys >> _PORT_BITS]
+        port = self.ports.keys[self.index.keys & _PORT_MASK]
+        ingress, egress, classes = _unpack(pair)
+        return ingress, egress, classes, port >> _PORT_BITS, port & _PORT_MASK
+
+
+@dataclass
 class _IntervalStats:
     """One interval's element statistics, per-period volumes, link loads and what they came from."""
 
@@ -225,6 +312,8 @@ class _IntervalStats:
     last: tuple[tuple[pa.ChunkedArray, ...], tuple[I64, I64, I64, npt.NDArray[np.intp]]] | None = (
         None
     )
+    #: the finest elements' periods (``MgStats(detail=True)``; empty otherwise)
+    detail: _Detail = field(default_factory=_Detail)
 
     def codes(self, ingress: I64, egress: I64, classes: I64) -> npt.NDArray[np.intp]:
         """Element codes of name-code triples (new elements get new codes)."""
@@ -334,14 +423,24 @@ class _SnapshotWriter:
 
 
 class MgStats:
-    """Per-interval element statistics, busy hours and link loads, updated as periods are stored."""
+    """Per-interval element statistics, busy hours and link loads, updated as periods are stored.
+
+    ``detail`` keeps every period's finest elements too, for the ``if_pe``
+    and ``vrf`` statistics (``mg serve --stats-detail``, the default).
+    """
 
     def __init__(
-        self, config: NetworkConfig, store: Store, *, topology: Topology | None = None
+        self,
+        config: NetworkConfig,
+        store: Store,
+        *,
+        topology: Topology | None = None,
+        detail: bool = True,
     ) -> None:
         self.config = config
         self.store = store
         self.topology = topology
+        self.detail = detail
         self._intervals: dict[str, Interval] = {i.id: i for i in config.intervals}
         #: service node names, sorted; a node's code is its position
         self.nodes: tuple[str, ...] = tuple(
@@ -453,10 +552,16 @@ class MgStats:
         self, interval: str, period_start_ms: int, uploads: list[Upload], *, persist: bool = True
     ) -> None:
         """Sum the period's current ``uploads`` and put the total in as the period's values."""
-        total = total_matrix(self.config, self.store.iter_rows(uploads), granularity="pe_pe")
+        fine = None
+        if self.detail:
+            partials = list(self.store.iter_rows(uploads))  # read once, summed twice
+            total = total_matrix(self.config, partials, granularity="pe_pe")
+            fine = total_matrix(self.config, partials, granularity=FINEST)
+        else:
+            total = total_matrix(self.config, self.store.iter_rows(uploads), granularity="pe_pe")
         end_ms = max((u.period_end_ms for u in uploads), default=period_start_ms)
         ids = tuple(sorted(u.id for u in uploads))
-        self._put_total(interval, period_start_ms, end_ms, total, ids, persist=persist)
+        self._put_total(interval, period_start_ms, end_ms, total, ids, fine, persist=persist)
 
     def put_total(
         self,
@@ -466,14 +571,21 @@ class MgStats:
         total: pa.Table,
         uploads: Sequence[int] = (),
         *,
+        fine: pa.Table | None = None,
         persist: bool = True,
     ) -> None:
         """Put one period's PE-to-PE total in (``observe`` without the store read and sum).
 
         ``total`` has the ``ingress, egress, class, bytes, packets`` columns of
         ``total_matrix(..., granularity="pe_pe")``; ``uploads`` the ids it was
-        summed from (what a restart compares). ``persist`` saves the snapshot.
+        summed from (what a restart compares). ``fine``, the same period's
+        ``total_matrix(..., granularity=FINEST)``, is needed when the
+        statistics keep the detail (ValueError without it) and ignored
+        otherwise. ``persist`` saves the snapshot.
         """
+        if self.detail and fine is None:
+            msg = "these statistics keep the if_pe and vrf detail: give the period's fine total"
+            raise ValueError(msg)
         with self._lock:
             self._put_total(
                 interval,
@@ -481,6 +593,7 @@ class MgStats:
                 period_end_ms,
                 total,
                 tuple(sorted(uploads)),
+                fine,
                 persist=persist,
             )
 
@@ -491,6 +604,7 @@ class MgStats:
         end_ms: int,
         total: pa.Table,
         ids: tuple[int, ...],
+        fine: pa.Table | None,
         *,
         persist: bool,
     ) -> None:
@@ -512,7 +626,12 @@ class MgStats:
         bytes_, packets = np.zeros(size), np.zeros(size)
         bytes_[codes] = total["bytes"].to_numpy()
         packets[codes] = total["packets"].to_numpy()
-        if not (np.isfinite(bytes_).all() and np.isfinite(packets).all()):
+        finer = self._detail_values(state, fine) if self.detail and fine is not None else None
+        if not (
+            np.isfinite(bytes_).all()
+            and np.isfinite(packets).all()
+            and (finer is None or all(np.isfinite(v).all() for v in finer))
+        ):
             # sums past 1.8e308: the period stays as it was
             log.error(
                 "component=stats event=skipped interval=%s period_start_ms=%d non-finite total",
@@ -526,6 +645,9 @@ class MgStats:
         else:
             state.bytes.update(bytes_, period_start_ms)
             state.packets.update(packets, period_start_ms)
+        if finer is not None:
+            # a revision replaces the period's finest values as it replaces the running ones
+            state.detail.bytes[period_start_ms], state.detail.packets[period_start_ms] = finer
         state.volume[period_start_ms] = float(bytes_.sum())
         state.end_ms[period_start_ms] = end_ms
         state.uploads[period_start_ms] = ids
@@ -540,6 +662,33 @@ class MgStats:
             self._evaluate(
                 interval, end_ms, state, ingress, egress, classes, total, period_start_ms
             )
+
+    def _detail_values(self, state: _IntervalStats, fine: pa.Table) -> tuple[F64, F64]:
+        """A FINEST total → bytes and packets per finest element code (new elements coded)."""
+        detail = state.detail
+        columns = tuple(fine[c] for c in _FINEST_KEYS)
+        if detail.last is not None and all(
+            a.equals(b) for a, b in zip(columns, detail.last[0], strict=True)
+        ):
+            codes = detail.last[1]  # the previous period's finest elements, in the same order
+        else:
+            ingress = state.ends.encode(columns[0])
+            egress = state.ends.encode(columns[3])
+            classes = state.classes.encode(columns[4])
+            vrf = detail.vrfs.encode(columns[2])
+            in_if = np.asarray(columns[1].to_numpy(), dtype=np.int64)
+            if in_if.size and (int(in_if.min()) < 0 or int(in_if.max()) > _PORT_MASK):
+                msg = "an input interface index outside 0 … 2**32 - 1"
+                raise ValueError(msg)
+            pair = detail.pairs.codes(_pack(ingress, egress, classes)).astype(np.int64)
+            port = detail.ports.codes((vrf << _PORT_BITS) | in_if).astype(np.int64)
+            codes = detail.index.codes((pair << _PORT_BITS) | port)
+            detail.last = (columns, codes)
+        size = len(detail.index)
+        bytes_, packets = np.zeros(size), np.zeros(size)
+        bytes_[codes] = fine["bytes"].to_numpy()
+        packets[codes] = fine["packets"].to_numpy()
+        return bytes_, packets
 
     def _node_volume(self, state: _IntervalStats, values: F64) -> F64:
         """Element values → volume per service node (bins of the element set cached)."""
@@ -690,6 +839,7 @@ class MgStats:
         if state is None:
             return
         order = state.bytes.period_start_ms.tolist()
+        detail = state.detail if self.detail else None
         meta = {
             "version": SNAPSHOT_VERSION,
             "count": state.bytes.count,
@@ -697,7 +847,20 @@ class MgStats:
             "ends": state.ends.values,
             "classes": state.classes.values,
             "fingerprint": self._fingerprint(),
+            # the finest elements: VRF names and the sizes of the three key vectors saved
+            # one after the other in detail_keys (pairs, ports, elements); None without
+            "detail": None
+            if detail is None
+            else {
+                "vrfs": detail.vrfs.values,
+                "sizes": [len(detail.pairs), len(detail.ports), len(detail.index)],
+            },
         }
+        detail_keys = (
+            _blob(np.concatenate([detail.pairs.keys, detail.ports.keys, detail.index.keys]))
+            if detail is not None
+            else b""
+        )
         snapshot = StatsState(
             interval=interval,
             meta_json=json.dumps(meta),
@@ -706,6 +869,7 @@ class MgStats:
             bytes_m2=_blob(state.bytes.m2),
             packets_mean=_blob(state.packets.mean),
             packets_m2=_blob(state.packets.m2),
+            detail_keys=detail_keys,
         )
         at = {start: i for i, start in enumerate(order)}
         history_b, history_p = state.bytes.period_values(), state.packets.period_values()
@@ -720,6 +884,8 @@ class MgStats:
                 link_bps=_blob(state.link_bps.get(start, np.zeros(0))),
                 element_bytes=_blob(history_b[at[start]]),
                 element_packets=_blob(history_p[at[start]]),
+                detail_bytes=_blob(detail.bytes[start]) if detail is not None else b"",
+                detail_packets=_blob(detail.packets[start]) if detail is not None else b"",
             )
             for start in (order if starts is None else starts)  # per period saved
         ]
@@ -746,6 +912,9 @@ class MgStats:
                     raise _SnapshotError(msg)
                 if meta["fingerprint"] != fingerprint:
                     msg = "the service nodes, read-out periods or topology changed"
+                    raise _SnapshotError(msg)
+                if self.detail and meta["detail"] is None:
+                    msg = "saved without the if_pe and vrf detail (mg serve --no-stats-detail)"
                     raise _SnapshotError(msg)
                 self._stats[saved.interval] = self._decode(
                     saved, meta, self.store.stats_periods(saved.interval)
@@ -796,6 +965,8 @@ class MgStats:
                 state.link_bps[start] = _floats(period.link_bps, n_arcs)
             state.end_ms[start] = period.period_end_ms
             state.uploads[start] = tuple(int(i) for i in period.uploads.split(",") if i)
+        if self.detail:
+            state.detail = self._decode_detail(saved, meta["detail"], state, order, by_start)
         state.bytes = RunningStats.restore(
             mean=_floats(saved.bytes_mean, size),
             m2=_floats(saved.bytes_m2, size),
@@ -809,6 +980,54 @@ class MgStats:
             period_start_ms=order,
         )
         return state
+
+    def _decode_detail(
+        self,
+        saved: StatsState,
+        meta: dict[str, Any],
+        state: _IntervalStats,
+        order: list[int],
+        by_start: dict[int, StatsPeriod],
+    ) -> _Detail:
+        """The finest elements and periods of a snapshot (``meta`` is its ``detail`` entry)."""
+        sizes = [int(n) for n in meta["sizes"]]
+        if len(sizes) != 3 or memoryview(saved.detail_keys).nbytes != 8 * sum(sizes):
+            msg = "the finest element keys do not match their sizes"
+            raise _SnapshotError(msg)
+        keys = np.frombuffer(saved.detail_keys, dtype="<i8").astype(np.int64)
+        pairs, ports, elements = np.split(keys, np.cumsum(sizes)[:2])
+        detail = _Detail(
+            vrfs=_Names([str(n) for n in meta["vrfs"]]),
+            pairs=ElementIndex.from_keys(pairs),
+            ports=ElementIndex.from_keys(ports),
+            index=ElementIndex.from_keys(elements),
+        )
+        if elements.size:
+            pair, port = elements >> _PORT_BITS, elements & _PORT_MASK
+            # codes in range first: keys() indexes the pairs and ports with them
+            unknown = (
+                int(elements.min()) < 0
+                or int(pair.max()) >= pairs.size
+                or int(port.max()) >= ports.size
+            )
+            if not unknown:
+                ing, egr, cls, vrf, _ = detail.keys()
+                unknown = min(int(c.min()) for c in (ing, egr, cls, vrf)) < 0 or (
+                    max(int(ing.max()), int(egr.max())) >= len(state.ends)
+                    or int(cls.max()) >= len(state.classes)
+                    or int(vrf.max()) >= len(detail.vrfs)
+                )
+            if unknown:
+                msg = "the finest element keys name unknown names"
+                raise _SnapshotError(msg)
+        for start in order:  # per counted period
+            period = by_start[start]
+            detail.bytes[start] = _floats(period.detail_bytes)
+            detail.packets[start] = _floats(period.detail_packets)
+            if max(detail.bytes[start].size, detail.packets[start].size) > elements.size:
+                msg = f"period {start} has more finest values than elements"
+                raise _SnapshotError(msg)
+        return detail
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -825,12 +1044,15 @@ class MgStats:
         granularity: StatsGranularity = "pe_pe",
         timescale: Timescale = "period",
     ) -> list[dict[str, Any]]:
-        """One dict per element (STATS_COLUMNS) of ``interval``, sorted by keys.
+        """One dict per element (:func:`stats_columns`) of ``interval``, sorted by keys.
 
         ``class_`` keeps one class; ``"all"`` sums the classes into one row
         per ingress × egress labelled ``all``. ``granularity`` ``pop_pop``
         sums PEs into their service nodes (``unresolved`` and PEs the
-        configuration does not know keep their name). ``timescale`` other than
+        configuration does not know keep their name); ``if_pe`` keeps the
+        ingress interface (``if_index``) and ``vrf`` the VRF apart, summed
+        from the finest elements' periods (ValueError :data:`DETAIL_OFF`
+        when they are not kept). ``timescale`` other than
         ``period`` sums the periods into local hours, days or ISO weeks of the
         interval's time zone first; ``periods`` is then the number of buckets
         and the statistics are over the buckets. PE-to-PE per-period figures
@@ -845,8 +1067,12 @@ class MgStats:
         if timescale not in TIMESCALES:
             msg = f"unknown timescale {timescale!r}; one of {', '.join(TIMESCALES)}"
             raise ValueError(msg)
+        if granularity in DETAIL_GRANULARITIES and not self.detail:
+            raise ValueError(DETAIL_OFF)
         spec = self._intervals.get(interval)
         timezone = spec.timezone if spec is not None else "UTC"
+        if granularity in DETAIL_GRANULARITIES:
+            return self._detail_rows(interval, class_, granularity, timescale, timezone)
         with self._lock:
             state = self._stats.get(interval)
             if state is None or state.bytes.count == 0:
@@ -871,7 +1097,7 @@ class MgStats:
             p_p95 = p.p95 if p.p95 is not None else p.peak
             stats_b = (b.count, b.mean, np.sqrt(b.variance), b.peak, b_p95)
             stats_p = (p.count, p.mean, np.sqrt(p.variance), p.peak, p_p95)
-            labels: tuple[npt.NDArray[np.object_], ...] = (
+            labels: tuple[npt.NDArray[Any], ...] = (
                 names[ingress],
                 names[egress],
                 class_names[classes],
@@ -887,42 +1113,59 @@ class MgStats:
                 granularity,
                 class_ == ALL_CLASSES,
             )
-            group = np.where(keep, group, -1)
-            n_groups = labels[0].size
-            matrix = sp.csr_array(
-                (np.ones(int(keep.sum())), (np.flatnonzero(keep), group[keep])),
-                shape=(ingress.size, n_groups),
-            )
+            matrix = _membership(group, keep, labels[0].size)
             stats_b = _series_stats(_grouped(history_b, matrix), starts, timescale, timezone)
             stats_p = _series_stats(_grouped(history_p, matrix), starts, timescale, timezone)
-            keep = np.ones(n_groups, dtype=bool)
-        count, mean_b, std_b, peak_b, p95_b = stats_b
-        _, mean_p, _, peak_p, p95_p = stats_p
-        seen = keep & ((peak_b > 0) | (peak_p > 0))
-        chosen = np.flatnonzero(seen)
-        order = np.lexsort(
-            (
-                labels[2][chosen].astype(str),
-                labels[1][chosen].astype(str),
-                labels[0][chosen].astype(str),
-            )
+            keep = np.ones(labels[0].size, dtype=bool)
+        return _stats_rows(stats_columns(granularity), labels, stats_b, stats_p, keep)
+
+    def _detail_rows(
+        self,
+        interval: str,
+        class_: str | None,
+        granularity: StatsGranularity,
+        timescale: Timescale,
+        timezone: str,
+    ) -> list[dict[str, Any]]:
+        """if_pe or vrf rows: the finest elements' periods grouped and their statistics."""
+        with self._lock:
+            state = self._stats.get(interval)
+            if state is None or state.bytes.count == 0 or not len(state.detail.index):
+                return []
+            detail = state.detail
+            starts = state.bytes.period_start_ms
+            # the kept vectors themselves (replaced, never changed in place), in update order
+            history_b = [detail.bytes[s] for s in starts.tolist()]
+            history_p = [detail.packets[s] for s in starts.tolist()]
+            ingress, egress, classes, vrf, in_if = detail.keys()
+            names, class_names = state.ends.array(), state.classes.array()
+            vrf_names = detail.vrfs.array()
+        keep = np.ones(ingress.size, dtype=bool)
+        if class_ is not None and class_ != ALL_CLASSES:
+            keep = class_names[classes] == class_
+        sum_classes = class_ == ALL_CLASSES
+        cls = np.zeros_like(classes) if sum_classes else classes
+        if granularity == "if_pe":
+            keys = np.stack([ingress, in_if, egress, cls], axis=1)
+        else:
+            keys = np.stack([vrf, ingress, egress, cls], axis=1)
+        distinct, group = np.unique(keys, axis=0, return_inverse=True)
+        class_label = (
+            np.full(len(distinct), ALL_CLASSES, dtype=object)
+            if sum_classes
+            else class_names[distinct[:, 3]]
         )
-        return [
-            {
-                "ingress": str(labels[0][i]),
-                "egress": str(labels[1][i]),
-                "class": str(labels[2][i]),
-                "periods": count,
-                "mean_bytes": float(mean_b[i]),
-                "std_bytes": float(std_b[i]),
-                "peak_bytes": float(peak_b[i]),
-                "p95_bytes": float(p95_b[i]),
-                "mean_packets": float(mean_p[i]),
-                "peak_packets": float(peak_p[i]),
-                "p95_packets": float(p95_p[i]),
-            }
-            for i in chosen[order].tolist()  # per element or group, for the response
-        ]
+        labels: tuple[npt.NDArray[Any], ...]
+        if granularity == "if_pe":
+            labels = (names[distinct[:, 0]], distinct[:, 1], names[distinct[:, 2]], class_label)
+        else:
+            labels = (vrf_names[distinct[:, 0]], names[distinct[:, 1]], names[distinct[:, 2]])
+            labels = (*labels, class_label)
+        matrix = _membership(group.reshape(-1).astype(np.intp), keep, len(distinct))
+        stats_b = _series_stats(_grouped(history_b, matrix), starts, timescale, timezone)
+        stats_p = _series_stats(_grouped(history_p, matrix), starts, timescale, timezone)
+        everyone = np.ones(len(distinct), dtype=bool)
+        return _stats_rows(stats_columns(granularity), labels, stats_b, stats_p, everyone)
 
     def _groups(
         self,
@@ -1009,13 +1252,27 @@ class MgStats:
         return dict(zip(self.nodes, hours, strict=True))
 
     def element_history(
-        self, interval: str, ingress: str, egress: str, class_: str | None = None
+        self,
+        interval: str,
+        ingress: str,
+        egress: str,
+        class_: str | None = None,
+        *,
+        if_index: int | None = None,
+        vrf: str | None = None,
     ) -> tuple[list[int], list[float]]:
         """One element's bytes per counted period, oldest first (zero where it had none).
 
-        ``class_`` None sums the element's classes. LookupError when the
-        interval has no periods or the element was never seen.
+        ``class_`` None sums the element's classes. ``if_index`` keeps the
+        traffic entering through one input interface, ``vrf`` one VPN (the
+        if_pe and vrf elements; ValueError :data:`DETAIL_OFF` without the
+        detail). LookupError when the interval has no periods or the element
+        was never seen.
         """
+        if if_index is not None or vrf is not None:
+            if not self.detail:
+                raise ValueError(DETAIL_OFF)
+            return self._detail_history(interval, ingress, egress, class_, if_index, vrf)
         with self._lock:
             state = self._stats.get(interval)
             codes = np.zeros(0, np.intp)
@@ -1035,6 +1292,46 @@ class MgStats:
         column = history[:, codes].sum(axis=1)
         order = np.argsort(starts, kind="stable")
         return [int(s) for s in starts[order]], [float(v) for v in column[order]]
+
+    def _detail_history(
+        self,
+        interval: str,
+        ingress: str,
+        egress: str,
+        class_: str | None,
+        if_index: int | None,
+        vrf: str | None,
+    ) -> tuple[list[int], list[float]]:
+        """``element_history`` of an if_pe or vrf element, from the finest elements' periods."""
+        with self._lock:
+            state = self._stats.get(interval)
+            codes = np.zeros(0, np.intp)
+            if state is not None and len(state.detail.index):
+                ing, egr, cls, vrf_code, in_if = state.detail.keys()
+                want = [state.ends.code.get(n, -1) for n in (ingress, egress)]
+                match = (ing == want[0]) & (egr == want[1])
+                if class_ is not None:
+                    match &= cls == state.classes.code.get(class_, -1)
+                if if_index is not None:
+                    match &= in_if == if_index
+                if vrf is not None:
+                    match &= vrf_code == state.detail.vrfs.code.get(vrf, -1)
+                codes = np.flatnonzero(match)
+            if state is None or not codes.size:
+                what = "every class" if class_ is None else f"class {class_}"
+                where = "".join(
+                    (
+                        f" if_index {if_index}" if if_index is not None else "",
+                        f" vrf {vrf!r}" if vrf is not None else "",
+                    )
+                )
+                msg = f"no element {ingress}>{egress}{where} ({what}) in interval {interval!r}"
+                raise LookupError(msg)
+            starts = state.bytes.period_start_ms
+            history = [state.detail.bytes[s] for s in starts.tolist()]
+        values = np.array([h[codes[codes < h.size]].sum() for h in history])  # per period
+        order = np.argsort(starts, kind="stable")
+        return [int(s) for s in starts[order]], [float(v) for v in values[order]]
 
     def link_history(self, interval: str, link: str, src: str | None = None) -> LinkHistory:
         """One direction of a topology link: its load (bit/s) per counted period, oldest first.
@@ -1074,6 +1371,58 @@ class MgStats:
             period_start_ms=[s for s, _ in per_period],
             bps=[float(v) for v in loads[:, arc]],
         )
+
+
+def _membership(
+    group: npt.NDArray[np.intp], keep: npt.NDArray[np.bool_], groups: int
+) -> sp.csr_array:
+    """Element → group codes (elements not kept in none) → an elements × groups 0/1 matrix."""
+    members = np.flatnonzero(keep)
+    return sp.csr_array(
+        (np.ones(members.size), (members, group[members])), shape=(group.size, groups)
+    )
+
+
+def _stats_rows(
+    columns: tuple[str, ...],
+    labels: tuple[npt.NDArray[Any], ...],
+    stats_b: tuple[int, F64, F64, F64, F64],
+    stats_p: tuple[int, F64, F64, F64, F64],
+    keep: npt.NDArray[np.bool_],
+) -> list[dict[str, Any]]:
+    """Key labels and statistics per element or group → the rows with traffic, sorted by keys.
+
+    ``labels`` holds one array per key column (``columns`` first), names or
+    integers (``if_index``, sorted as numbers).
+    """
+    count, mean_b, std_b, peak_b, p95_b = stats_b
+    _, mean_p, _, peak_p, p95_p = stats_p
+    chosen = np.flatnonzero(keep & ((peak_b > 0) | (peak_p > 0)))
+    numeric = [label.dtype.kind in "iu" for label in labels]
+    sort_keys = [
+        label[chosen] if is_int else label[chosen].astype(str)
+        for label, is_int in zip(labels, numeric, strict=True)
+    ]
+    order = np.lexsort(sort_keys[::-1]) if chosen.size else chosen
+    keys = columns[: len(labels)]
+    out = []
+    for i in chosen[order].tolist():  # per element or group, for the response
+        row: dict[str, Any] = {
+            key: int(label[i]) if is_int else str(label[i])
+            for key, label, is_int in zip(keys, labels, numeric, strict=True)
+        }
+        row.update(
+            periods=count,
+            mean_bytes=float(mean_b[i]),
+            std_bytes=float(std_b[i]),
+            peak_bytes=float(peak_b[i]),
+            p95_bytes=float(p95_b[i]),
+            mean_packets=float(mean_p[i]),
+            peak_packets=float(peak_p[i]),
+            p95_packets=float(p95_p[i]),
+        )
+        out.append(row)
+    return out
 
 
 def _grouped(history: list[F64], matrix: sp.csr_array) -> F64:
