@@ -103,7 +103,10 @@ class Loopback:
 
     ``network_dir`` is a directory written by ``flowmatrix synth network``;
     ``readout_seconds`` replaces the read-out period of every interval so a
-    short run still spans several periods.
+    short run still spans several periods; ``stats_detail`` False starts the
+    MG with ``--no-stats-detail`` (no if_pe or vrf statistics); ``mg_routing``
+    False starts it without ``--routing``, so its tables are only what the
+    FRPs send.
     """
 
     def __init__(
@@ -115,8 +118,12 @@ class Loopback:
         grace_s: float = 1.0,
         settle_s: float = 1.0,
         mode: str = "distributed",
+        stats_detail: bool = True,
+        mg_routing: bool = True,
     ) -> None:
         self.network_dir = network_dir
+        self.stats_detail = stats_detail
+        self.mg_routing = mg_routing
         self.work = work
         self.grace_s = grace_s
         self.settle_s = settle_s
@@ -189,10 +196,14 @@ class Loopback:
         ]  # fmt: skip
         # every PE's tables: centralized mode resolves with them, and in either mode the
         # dashboard's routing lookup explains with them
-        if self.mode == "centralized" or (self.network_dir / "routing").is_dir():
+        if self.mg_routing and (
+            self.mode == "centralized" or (self.network_dir / "routing").is_dir()
+        ):
             argv += ["--routing", str(self.network_dir)]
         if (self.network_dir / "topology.json").exists():
             argv += ["--topology", str(self.network_dir / "topology.json")]
+        if not self.stats_detail:
+            argv.append("--no-stats-detail")
         proc = self._spawn("mg", argv)
         _wait("the MG", self._healthy, 60, proc)
 

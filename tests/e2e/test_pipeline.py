@@ -7,6 +7,8 @@ granularity; sampled runs must land within the error the MG reports.
 from __future__ import annotations
 
 import shutil
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,9 +19,12 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from flowmatrix.addr import format_addresses
 from flowmatrix.config.xml import load_config
 from flowmatrix.demo import DEMO_INTERVAL, DEMO_START
 from flowmatrix.loopback import Loopback, free_port
+from flowmatrix.routing.native import read_native
+from flowmatrix.routing.resolve import explain
 from flowmatrix.synth import generate_network, generate_traffic, write_network
 
 pytestmark = [
@@ -71,6 +76,17 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         duration_s=DURATION_S,
     )  # fmt: skip
     return root / "network", root / "traffic"
+
+
+def wait_routing(net: Loopback, frps: int, timeout: float = 30) -> dict[str, object]:
+    """Wait until ``frps`` FRPs have sent their routing tables to the MG; its /routing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = net.get("routing").json()
+        if len(body["frps"]) >= frps and body["compiled"]:
+            return dict(body)
+        assert time.monotonic() < deadline, f"routing tables not at the MG: {body}"
+        time.sleep(0.2)
 
 
 def cells(table: pa.Table, keys: tuple[str, ...]) -> Counter[tuple[object, ...]]:
@@ -229,12 +245,17 @@ def test_mg_killed_during_uploads_loses_nothing(network: tuple[Path, Path], tmp_
     assert cells(measured, keys) == cells(truth_matrix(network, "pe_pe"), keys)
 
 
+@pytest.mark.parametrize(
+    "mg_routing", [True, False], ids=["mg-has-the-files", "tables-only-from-the-frps"]
+)
 def test_centralized_mode_gives_the_distributed_matrix(
-    network: tuple[Path, Path], unsampled: dict[str, pa.Table], tmp_path: Path
+    network: tuple[Path, Path], unsampled: dict[str, pa.Table], tmp_path: Path, mg_routing: bool
 ) -> None:
     network_dir, traffic = network
-    with Loopback(network_dir, tmp_path, mode="centralized") as net:
+    with Loopback(network_dir, tmp_path, mode="centralized", mg_routing=mg_routing) as net:
         net.start()
+        if not mg_routing:  # the FRPs' routing bundles reach the MG before their records
+            wait_routing(net, len(net.frp_names()))
         net.replay_all(traffic)
         net.wait_complete(DEMO_INTERVAL, SINCE, UNTIL, timeout=90, settled_s=1.5)
         central = {
@@ -250,3 +271,40 @@ def test_centralized_mode_gives_the_distributed_matrix(
     by_kind = {line.split('"')[1]: float(line.split()[-1]) for line in sent}
     assert by_kind["ingress"] > 0
     assert by_kind.get("partial", 0.0) == 0.0
+
+
+def test_the_mg_explains_lookups_with_the_tables_the_frps_send(
+    network: tuple[Path, Path], tmp_path: Path
+) -> None:
+    network_dir, _ = network
+    state = read_native(network_dir)
+    vpn = state.rr_versions[-1].vpn
+    sample = format_addresses(vpn.family[::7], vpn.hi[::7], vpn.lo[::7]).to_pylist()
+    with Loopback(network_dir, tmp_path, mg_routing=False) as net:
+        net.start()
+        body = wait_routing(net, len(net.frp_names()))
+        answers = {
+            (pe, address): net.get("routing/explain", pe=pe, address=address).json()["lookups"]
+            for pe in state.pe_versions
+            for address in sample[:12]
+        }
+        features = net.get("network").json()["features"]
+        # an FRP stopped and started with the same tables sends an identical bundle: kept once
+        name = net.frp_names()[0]
+        net.kill_frp(name, signal.SIGTERM)
+        net.start_frp(name)
+        time.sleep(2)
+        again = {f["frp"]: len(f["bundles"]) for f in net.get("routing").json()["frps"]}
+    assert features["routing"] is True
+    assert {f["frp"] for f in body["frps"]} == set(net.frp_names())  # type: ignore[index]
+    assert again[name] == 1
+    found = 0
+    for (pe, address), lookups in answers.items():
+        want = [
+            {"vrf": e.vrf, "rd": e.rd, "interfaces": e.interfaces, "prefix": e.prefix,
+             "next_hops": e.next_hops, "egress": e.egress, "reason": e.reason}
+            for e in explain(state, pe, address)
+        ]  # fmt: skip
+        assert lookups == want, (pe, address)
+        found += any(x["prefix"] for x in want)
+    assert found > 10

@@ -88,6 +88,14 @@ def run_command(
             "what `routing show --bmp-snapshot` reads and a restart reloads."
         ),
     ] = 60.0,
+    routing_upload: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between routing tables sent to the MG at most (with --routing or "
+            "--bmp; the MG explains lookups and resolves centralized records with them); "
+            "0 = never."
+        ),
+    ] = 300.0,
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
 ) -> None:
     """Receive flow exports, write ingress files and upload partial matrices until stopped."""
@@ -126,6 +134,7 @@ def run_command(
         bmp=parse_listen(bmp) if bmp else None,
         bmp_interval=bmp_interval,
         bmp_save=bmp_save,
+        routing_upload=routing_upload,
     )
     try:
         raise typer.Exit(run(options))

@@ -7,7 +7,10 @@ Components start in order and stop in reverse through an :class:`ExitStack`:
 2. routing — ``--routing DIR`` read once for the view's PEs and compiled; with
    ``--bmp HOST:PORT`` also :class:`~flowmatrix.routing.live.LiveRouting` and its
    :class:`~flowmatrix.routing.bmp_server.BmpServer`: every live snapshot is
-   compiled and handed to the pipeline through ``update_view``;
+   compiled and handed to the pipeline through ``update_view``; the
+   :class:`~flowmatrix.frp.publisher.RoutingPublisher` sends the tables to the
+   MG when they change (at most every ``routing_upload`` s; also in centralized
+   mode, where the FRP does not resolve but the MG does);
 3. :class:`~flowmatrix.frp.uploader.Uploader` — delivers what the spool holds first;
 4. :class:`~flowmatrix.frp.pipeline.Pipeline` — restores ``state.json`` and the
    periods of the part files;
@@ -40,6 +43,7 @@ from flowmatrix.flows.decoder import Decoder
 from flowmatrix.frp.client import ConfigClient, ConfigClientConfig
 from flowmatrix.frp.ingress import IngressFiles
 from flowmatrix.frp.pipeline import Pipeline, PipelineConfig
+from flowmatrix.frp.publisher import PublisherConfig, RoutingPublisher
 from flowmatrix.frp.uploader import Uploader, UploaderConfig
 from flowmatrix.routing.bmp_server import BmpServer, BmpServerConfig
 from flowmatrix.routing.live import LiveConfig, LiveRouting
@@ -78,6 +82,8 @@ class FrpOptions:
     bmp_interval: float = 5.0
     #: seconds between snapshot files at most (``DATA/bmp-snapshot``)
     bmp_save: float = 60.0
+    #: seconds between routing bundles sent to the MG at most; 0 = never send
+    routing_upload: float = 300.0
 
 
 class FrpService:
@@ -100,6 +106,7 @@ class FrpService:
         self.bmp: BmpServer | None = None
         self._view: NetworkConfig | None = None
         self._live_compiled: Compiled | None = None
+        self.publisher: RoutingPublisher | None = None
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -113,17 +120,25 @@ class FrpService:
         mine = [p.name for p in view.pes_of(self.options.name)]
         return read_native(self.options.routing, view, pes=mine)
 
+    @property
+    def centralized(self) -> bool:
+        """Whether the MG resolves this FRP's records (it only ships them, and its tables)."""
+        return self.options.mode == "centralized"
+
     def _routing(self, view: NetworkConfig) -> Compiled | None:
-        # centralized mode: the MG resolves the records, the FRP only ships them
-        if self.options.mode == "centralized":
-            return None
+        """The view's tables compiled for the pipeline (None: none, or centralized mode); the
+        publisher is offered them (live snapshots offer themselves, see :meth:`_live_state`)."""
         if self.live is not None:
             self.live.rebase(self._base_state(view), view)
-            return self._live_compiled
+            return None if self.centralized else self._live_compiled
         if self.options.routing is None:
             return None
         mine = [p.name for p in view.pes_of(self.options.name)]
         state = self._base_state(view)
+        if self.publisher is not None:
+            self.publisher.offer(state)
+        if self.centralized:
+            return None
         compiled = compile_state(state)
         watch_view_age(state, mine)
         log.info(
@@ -147,9 +162,19 @@ class FrpService:
             stack.callback(self.client.stop)
             view = self.client.current
             self._view = view
-            if o.bmp is not None and o.mode != "centralized":
+            if o.routing_upload > 0 and (o.routing is not None or o.bmp is not None):
+                self.publisher = RoutingPublisher(
+                    PublisherConfig(o.mg, o.name, o.token, every=o.routing_upload),
+                    pes=self._my_pes,
+                )
+                self.publisher.start()
+                stack.callback(self.publisher.stop)
+            if o.bmp is not None:
                 self._start_bmp(view, stack)
-            routing = self._routing(view) if self.live is None else self._live_compiled
+            if self.live is None:
+                routing = self._routing(view)
+            else:
+                routing = None if self.centralized else self._live_compiled
             self.pipeline = Pipeline(
                 PipelineConfig(o.name, grace=o.grace, settle=o.settle, mode=o.mode),
                 view=view,
@@ -183,6 +208,11 @@ class FrpService:
             o.mg,
         )
 
+    def _my_pes(self) -> list[str]:
+        """The PEs of this FRP in the current view."""
+        view = self._view
+        return [p.name for p in view.pes_of(self.options.name)] if view is not None else []
+
     def _start_bmp(self, view: NetworkConfig, stack: contextlib.ExitStack) -> None:
         """Live routing over BMP: reload the last snapshot, then accept sessions."""
         o = self.options
@@ -214,6 +244,10 @@ class FrpService:
                 {k: list(v) for k, v in state.pe_versions.items()},
                 list(state.rr_versions),
             )
+        if self.publisher is not None:
+            self.publisher.offer(frozen)
+        if self.centralized:
+            return
         compiled = compile_state(frozen)
         self._live_compiled = compiled
         log.info(

@@ -74,20 +74,32 @@ from flowmatrix.matrix.total import (
 )
 from flowmatrix.mg.auth import Forbidden, for_frp, operator, reader_of
 from flowmatrix.mg.stats import (
-    STATS_COLUMNS,
+    DETAIL_GRANULARITIES,
+    DETAIL_OFF,
     ForecastError,
     MgStats,
     StatsGranularity,
     Timescale,
     element_forecast,
+    stats_columns,
 )
 from flowmatrix.routing.resolve import Compiled
 from flowmatrix.stats.busy import BusyHour
 
 if TYPE_CHECKING:
     from flowmatrix.capacity.topology import Topology
+    from flowmatrix.mg.routing import MgRouting
 
-__all__ = ["API_PREFIX", "MAX_MS", "BodyTooLarge", "MgState", "UnsupportedMediaType", "create_app"]
+__all__ = [
+    "API_PREFIX",
+    "MAX_MS",
+    "BodyTooLarge",
+    "MgState",
+    "NotReady",
+    "UnsupportedMediaType",
+    "create_app",
+    "read_body",
+]
 
 log = logging.getLogger("flowmatrix.mg")
 
@@ -121,6 +133,11 @@ class UnsupportedMediaType(UploadError):
     """An upload body is not of the expected media type (HTTP 415)."""
 
 
+class NotReady(UploadError):
+    """An upload the MG cannot take yet, e.g. ingress records before any routing table
+    (HTTP 503: the FRP keeps it and tries again)."""
+
+
 @dataclass
 class MgState:
     """What the routes share: the configuration, the store, and the per-FRP config views."""
@@ -132,6 +149,8 @@ class MgState:
     views: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     #: routing tables of every PE (centralized mode: the MG resolves ingress records)
     routing: Compiled | None = None
+    #: where ``routing`` comes from: the base directory and the FRPs' routing bundles
+    tables: MgRouting | None = None
     #: per-interval element statistics and busy hour, fed by stored uploads
     stats: MgStats | None = None
     #: the backbone topology (``mg serve --topology``): link loads, what-ifs; None = not loaded
@@ -189,6 +208,8 @@ def _status_of(exc: Exception) -> int:
         return 413
     if isinstance(exc, UnsupportedMediaType):
         return 415
+    if isinstance(exc, NotReady):
+        return 503
     if isinstance(exc, UploadError | ForecastError):
         return 400
     if isinstance(exc, Forbidden):
@@ -213,6 +234,8 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
         log.error("component=api event=error path=%s error=%s", request.url.path, exc)
     message = str(exc.args[0]) if isinstance(exc, LookupError) and exc.args else str(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": "5"}
     return _error(status, message, headers)
 
 
@@ -253,7 +276,8 @@ def frp_config(
     return Response(xml, media_type="application/xml", headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused past ``limit`` octets (BodyTooLarge, 413) as it streams in."""
     length = request.headers.get("content-length")
     if length is not None:
         if not length.isdigit():
@@ -357,7 +381,7 @@ async def _receive(
         if media != MEDIA_TYPE:
             msg = f"content type {media or 'missing'!r}; expected {MEDIA_TYPE}"
             raise UnsupportedMediaType(msg)
-        body = await _read_body(request, state.max_body)
+        body = await read_body(request, state.max_body)
         mg_upload_bytes_total.labels(kind=kind).inc(len(body))
         result = await run_in_threadpool(store, state, frp, interval, period_start_ms, body)
     except (FlowmatrixError, LookupError):
@@ -394,8 +418,11 @@ def _store_ingress(
 ) -> dict[str, Any]:
     table, meta = decode_ingress(body)
     if state.routing is None:
-        msg = "this MG has no routing tables (start it with --routing) and cannot resolve records"
-        raise UploadError(msg)
+        msg = (
+            "this MG has no routing tables yet (FRPs send theirs; or start it with --routing) "
+            "and cannot resolve records"
+        )
+        raise NotReady(msg)
     if table.num_rows:
         intervals = pc.unique(table["interval"]).to_pylist()
         starts = pc.unique(table["period_start_ms"]).to_pylist()
@@ -558,7 +585,10 @@ def _stats_of(state: MgState) -> MgStats:
 @stats_router.get(
     "/stats",
     response_class=Response,
-    responses=_table_answer("Per element and class: mean, std, peak and p95 over the periods."),
+    responses=_table_answer(
+        "Per element and class: mean, std, peak and p95 over the periods; 422 for if_pe and vrf "
+        "when the MG keeps no finer periods (mg serve --no-stats-detail)."
+    ),
 )
 def element_stats(
     state: State,
@@ -571,14 +601,25 @@ def element_stats(
 ) -> Response:
     """Statistics of every element of an interval over its stored read-out periods.
 
-    ``granularity`` pe_pe or pop_pop; ``class=all`` sums the classes;
-    ``timescale`` hour, day or week sums the periods per local bucket first.
+    ``granularity`` pe_pe, pop_pop, if_pe (per ingress interface, column
+    ``if_index``) or vrf (per VPN, column ``vrf``), as ``/matrix`` names them;
+    ``class=all`` sums the classes; ``timescale`` hour, day or week sums the
+    periods per local bucket first.
     """
     state.check_interval(interval)
-    rows = _stats_of(state).rows(interval, class_, granularity=granularity, timescale=timescale)
+    mg_stats = _stats_of(state)
+    if granularity in DETAIL_GRANULARITIES and not mg_stats.detail:
+        return _error(422, DETAIL_OFF)
+    rows = mg_stats.rows(interval, class_, granularity=granularity, timescale=timescale)
+    columns = stats_columns(granularity)
     if format != "json":
-        types = [pa.string()] * 3 + [pa.int64()] + [pa.float64()] * (len(STATS_COLUMNS) - 4)
-        schema = pa.schema(list(zip(STATS_COLUMNS, types, strict=True)))
+        integers = ("if_index", "periods")
+        keys = columns[: columns.index("periods")]
+        types = [
+            pa.int64() if c in integers else pa.string() if c in keys else pa.float64()
+            for c in columns
+        ]
+        schema = pa.schema(list(zip(columns, types, strict=True)))
         return _table_response(pa.Table.from_pylist(rows, schema=schema), format)
     return JSONResponse(
         {
@@ -587,8 +628,8 @@ def element_stats(
             "granularity": granularity,
             "timescale": timescale,
             "periods": rows[0]["periods"] if rows else 0,
-            "columns": list(STATS_COLUMNS),
-            "rows": [[_json_float(r[c]) for c in STATS_COLUMNS] for r in rows],
+            "columns": list(columns),
+            "rows": [[_json_float(r[c]) for c in columns] for r in rows],
         }
     )
 
@@ -644,6 +685,8 @@ def element_forecast_route(
     ingress: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     egress: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     class_: Annotated[str | None, Query(alias="class", min_length=1, max_length=200)] = None,
+    if_index: Annotated[int | None, Query(ge=0, le=2**32 - 1)] = None,
+    vrf: Annotated[str | None, Query(max_length=200)] = None,
     link: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     src: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     horizon: Annotated[int, Query(ge=1, le=10_000)] = 12,
@@ -652,15 +695,16 @@ def element_forecast_route(
     threshold: Annotated[float | None, Query(gt=0, le=10, allow_inf_nan=False)] = None,
 ) -> JSONResponse:
     """Holt–Winters forecast of one element's bytes per period (classes summed without
-    ``class``), or of one topology link's load (``link``, direction ``src``), its
-    backtest against the seasonal naive baseline, and when it crosses
-    ``threshold × capacity_bps`` (for a link: its capacity and 0.8 unless given)."""
+    ``class``; one ingress interface with ``if_index``, one VPN with ``vrf``), or of one
+    topology link's load (``link``, direction ``src``), its backtest against the seasonal
+    naive baseline, and when it crosses ``threshold × capacity_bps`` (for a link: its
+    capacity and 0.8 unless given)."""
     state.check_interval(interval)
     spec = next(i for i in state.config.intervals if i.id == interval)
     mg_stats = _stats_of(state)
     subject: dict[str, Any]
     if link is not None:
-        if ingress is not None or egress is not None or class_ is not None:
+        if any(q is not None for q in (ingress, egress, class_, if_index, vrf)):
             return _error(422, "query: give link or ingress and egress, not both")
         history = mg_stats.link_history(interval, link, src)
         capacity_bps = capacity_bps if capacity_bps is not None else history.capacity_bps
@@ -682,8 +726,16 @@ def element_forecast_route(
             return _error(422, "query: src selects a link's direction; give link")
         if (capacity_bps is None) != (threshold is None):
             return _error(422, "query: give capacity_bps and threshold together")
-        starts, values = mg_stats.element_history(interval, ingress, egress, class_)
-        subject = {"element": {"ingress": ingress, "egress": egress, "class": class_}}
+        finer = if_index is not None or vrf is not None
+        if finer and not mg_stats.detail:
+            return _error(422, DETAIL_OFF)
+        starts, values = mg_stats.element_history(
+            interval, ingress, egress, class_, if_index=if_index, vrf=vrf
+        )
+        element: dict[str, Any] = {"ingress": ingress, "egress": egress, "class": class_}
+        if finer:
+            element.update(if_index=if_index, vrf=vrf)
+        subject = {"element": element}
     body = element_forecast(
         starts,
         values,
@@ -735,6 +787,8 @@ def create_app(
     stats: MgStats | None = None,
     topology: Topology | None = None,
     routers: Sequence[APIRouter] = (),
+    stats_detail: bool = True,
+    tables: MgRouting | None = None,
 ) -> FastAPI:
     """The MG's FastAPI application over a started store.
 
@@ -757,6 +811,14 @@ def create_app(
         The backbone topology, for link loads and what-ifs; None = not loaded.
     routers
         Further routers mounted under ``/api/v1`` (e.g. centralized-mode ingress).
+    stats_detail
+        Whether the statistics made here keep the finest elements' periods
+        (``if_pe`` and ``vrf`` statistics); ignored when ``stats`` is given.
+    tables
+        A started :class:`~flowmatrix.mg.routing.MgRouting`: takes the FRPs'
+        routing bundles (``PUT /frps/{frp}/routing``) and compiles ``routing``
+        (its tables are used when ``routing`` is None); without it, one
+        without tables is made here (bundles then kept in memory only).
 
     Examples
     --------
@@ -775,8 +837,19 @@ def create_app(
         redoc_url=None,
     )
     if stats is None:
-        stats = MgStats(config, store, topology=topology)
+        stats = MgStats(config, store, topology=topology, detail=stats_detail)
         stats.start()
+    # these modules import this one (MgState, State), so they are imported here
+    from flowmatrix.mg.capacity import capacity_router
+    from flowmatrix.mg.overview import overview_router
+    from flowmatrix.mg.routing import MgRouting, routing_router
+    from flowmatrix.mg.web import web_router
+
+    if tables is None:
+        tables = MgRouting(config)
+        tables.start()
+    if routing is None:
+        routing = tables.compiled
     app.state.mg = MgState(
         config=config,
         store=store,
@@ -784,12 +857,8 @@ def create_app(
         routing=routing,
         stats=stats,
         topology=topology,
+        tables=tables,
     )
-    # these routers import this module's MgState, so they are imported here
-    from flowmatrix.mg.capacity import capacity_router
-    from flowmatrix.mg.overview import overview_router
-    from flowmatrix.mg.web import web_router
-
     builtin = (
         meta_router,
         config_router,
@@ -799,6 +868,7 @@ def create_app(
         stats_router,
         overview_router,
         capacity_router,
+        routing_router,
     )
     for router in (*builtin, *routers):
         app.include_router(router, prefix=API_PREFIX)

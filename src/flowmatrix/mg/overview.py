@@ -4,9 +4,9 @@
 nodes, classes) and what this MG can answer (statistics, topology, routing
 tables); ``GET /frps`` says, per FRP, what its current uploads reported:
 the last upload, records, drops and sequence gaps per exporter, and the
-volume left unresolved by reason. ``GET /routing/explain`` (when the MG
-holds every PE's tables: ``mg serve --routing``) says why an address leaves a PE
-where it does. The dashboard's overview and routing pages read these.
+volume left unresolved by reason. ``GET /routing/explain`` (with the tables the
+FRPs send, or ``mg serve --routing``) says why an address leaves a PE where it
+does. The dashboard's overview and routing pages read these.
 """
 
 from __future__ import annotations
@@ -170,9 +170,9 @@ def routing_explain(
     at_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
 ) -> dict[str, Any]:
     """Why traffic entering ``pe`` towards ``address`` leaves where it does, per VRF of the PE
-    (needs the MG's routing tables, ``mg serve --routing DIR``; 404 without them)."""
+    (needs routing tables: those the FRPs send, or ``mg serve --routing DIR``; 404 without)."""
     if state.routing is None:
-        msg = "this MG has no routing tables (mg serve --routing DIR)"
+        msg = "this MG has no routing tables yet (FRPs send theirs; or mg serve --routing DIR)"
         raise LookupError(msg)
     if pe not in {p.name for p in state.config.pes}:
         msg = f"unknown PE {pe!r}"

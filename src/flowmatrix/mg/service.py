@@ -23,9 +23,8 @@ from flowmatrix.errors import ConfigError, ConfigProblem
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg.app import create_app
 from flowmatrix.mg.auth import issue_tokens
+from flowmatrix.mg.routing import MgRouting
 from flowmatrix.mg.stats import MgStats
-from flowmatrix.routing.native import read_native
-from flowmatrix.routing.resolve import compile_state
 
 __all__ = ["MgService", "config_files", "load_mg_config", "serve"]
 
@@ -55,6 +54,9 @@ class MgService:
     ``issue_tokens`` names a directory), rebuilds the statistics from the
     stored periods and starts uvicorn in a thread;
     ``stop()`` undoes it. ``port=0`` picks a free port (see ``port`` after start).
+    ``stats_detail`` keeps every period's finest elements for the ``if_pe``
+    and ``vrf`` statistics (16 octets per ingress × interface × VRF × egress
+    × class element and period, in memory and in the store).
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class MgService:
         routing: Path | None = None,
         topology: Path | None = None,
         log_level: str = "info",
+        stats_detail: bool = True,
     ) -> None:
         self.config_path = config_path
+        self.stats_detail = stats_detail
         self.routing = routing
         self.topology = topology
         self.db_path = db_path
@@ -84,6 +88,14 @@ class MgService:
         self._thread: threading.Thread | None = None
         self._stack = ExitStack()
 
+    @property
+    def tables_dir(self) -> Path | None:
+        """Where the FRPs' routing bundles are kept: ``<db>.routing/`` (None in memory)."""
+        if str(self.db_path) == ":memory:":
+            return None
+        db = Path(self.db_path)
+        return db.with_name(f"{db.name}.routing")
+
     def build(self) -> uvicorn.Server:
         """Load the configuration, open the store, issue tokens; the server, not yet running."""
         self.config = load_mg_config(self.config_path)
@@ -92,11 +104,10 @@ class MgService:
         self._stack.callback(self.store.stop)
         if self.issue_tokens is not None:
             issue_tokens(self.store, self.config, self.issue_tokens)
-        compiled = None
-        if self.routing is not None:
-            # centralized mode: every PE's tables, so the MG can resolve ingress records
-            compiled = compile_state(read_native(self.routing, self.config))
-            log.info("component=mg routing=%s versions=%d", self.routing, len(compiled.versions))
+        # every PE's tables: ``--routing DIR`` and what the FRPs send (kept beside the store)
+        tables = MgRouting(self.config, base=self.routing, directory=self.tables_dir)
+        tables.start()
+        self._stack.callback(tables.stop)
         topology = None
         if self.topology is not None:
             topology = load_topology(self.topology)
@@ -106,11 +117,11 @@ class MgService:
                 len(topology.nodes),
                 len(topology.links),
             )
-        self.stats = MgStats(self.config, self.store, topology=topology)
+        self.stats = MgStats(self.config, self.store, topology=topology, detail=self.stats_detail)
         self.stats.start()
         self._stack.callback(self.stats.stop)
         app = create_app(
-            self.config, self.store, routing=compiled, stats=self.stats, topology=topology
+            self.config, self.store, stats=self.stats, topology=topology, tables=tables
         )
         self.server = uvicorn.Server(
             uvicorn.Config(
@@ -175,6 +186,7 @@ def serve(
     routing: Path | None = None,
     topology: Path | None = None,
     log_level: str = "info",
+    stats_detail: bool = True,
 ) -> None:
     """Run the MG in the foreground until interrupted (SIGINT/SIGTERM), then close the store."""
     service = MgService(
@@ -186,6 +198,7 @@ def serve(
         routing=routing,
         topology=topology,
         log_level=log_level,
+        stats_detail=stats_detail,
     )
     try:
         server = service.build()

@@ -25,6 +25,7 @@ else is a :class:`BundleError` and nothing is kept.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -55,15 +56,24 @@ class BundleError(RoutingError):
 
 
 def pack(state: RoutingState, *, pes: Sequence[str] | None = None) -> bytes:
-    """The tables of ``pes`` (default all) and the newest route reflector version, packed."""
+    """The tables of ``pes`` (default all) and the newest route reflector version, packed;
+    the same tables give the same octets."""
     with tempfile.TemporaryDirectory(prefix="flowmatrix-bundle-") as tmp:
         root = Path(tmp)
         write_native(state, root, pes=pes, source="frp")
         out = io.BytesIO()
-        with tarfile.open(fileobj=out, mode="w:gz", compresslevel=1) as tar:
+        # no times or owners in the archive: the same tables always pack to the same octets
+        with (
+            gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
             for path in sorted(root.iterdir()):  # per file of the bundle: a few per PE
                 if path.is_file() and not path.name.startswith("."):
-                    tar.add(path, arcname=path.name, recursive=False)
+                    info = tarfile.TarInfo(path.name)
+                    info.size = path.stat().st_size
+                    info.mode = 0o644
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
         return out.getvalue()
 
 

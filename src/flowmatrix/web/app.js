@@ -948,9 +948,9 @@ async function loadRouting() {
   $("rt-result").replaceChildren();
   if (!has) {
     $("rt-missing").textContent =
-      "This MG has no routing tables, so it cannot explain a lookup. Start it with every PE's " +
-      "tables (mg serve --routing DIR), or use flowmatrix routing show on an FRP's tables: " +
-      "in distributed mode each FRP resolves its own PEs.";
+      "This MG has no routing tables yet, so it cannot explain a lookup. FRPs started with " +
+      "--routing or --bmp send theirs (mg serve --routing DIR also gives it every PE's " +
+      "tables); meanwhile flowmatrix routing show on an FRP's tables answers the same question.";
     return;
   }
   fillSelect($("rt-pe"), fm.network.pes.map((p) => [p.name, `${p.name} (${p.service_node})`]));
