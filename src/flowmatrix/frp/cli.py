@@ -96,6 +96,13 @@ def run_command(
             "0 = never."
         ),
     ] = 300.0,
+    routing_check: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between looks at --routing's manifest.json: new table versions put "
+            "there are read and used from their own time on; 0 = never."
+        ),
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(help="Logging level: debug, info, warning.")] = "info",
 ) -> None:
     """Receive flow exports, write ingress files and upload partial matrices until stopped."""
@@ -135,6 +142,7 @@ def run_command(
         bmp_interval=bmp_interval,
         bmp_save=bmp_save,
         routing_upload=routing_upload,
+        routing_check=routing_check,
     )
     try:
         raise typer.Exit(run(options))

@@ -15,7 +15,11 @@ Components start in order and stop in reverse through an :class:`ExitStack`:
 4. :class:`~flowmatrix.frp.pipeline.Pipeline` — restores ``state.json`` and the
    periods of the part files;
 5. :class:`~flowmatrix.flows.Collector` — UDP in, exporters of the view only;
-6. the tick thread — builds due uploads and flushes part files every ``flush`` s.
+6. the tick thread — builds due uploads and flushes part files every ``flush`` s,
+   and every ``routing_check`` s looks at ``--routing DIR``'s ``manifest.json``:
+   when it changed (new table versions were put there) the tables are read
+   again, compiled and handed to the pipeline, as on a configuration change
+   (an unreadable directory keeps the tables in force, logged once per change).
 
 Stopping flushes buffered records to part files and ``state.json``; what is
 spooled stays for the next start. :func:`run` is what ``flowmatrix frp run``
@@ -38,6 +42,7 @@ from typing import Literal
 import prometheus_client
 
 from flowmatrix.config.model import NetworkConfig
+from flowmatrix.errors import FlowmatrixError
 from flowmatrix.flows.collector import Collector, CollectorConfig, allowed_exporters
 from flowmatrix.flows.decoder import Decoder
 from flowmatrix.frp.client import ConfigClient, ConfigClientConfig
@@ -47,7 +52,7 @@ from flowmatrix.frp.publisher import PublisherConfig, RoutingPublisher
 from flowmatrix.frp.uploader import Uploader, UploaderConfig
 from flowmatrix.routing.bmp_server import BmpServer, BmpServerConfig
 from flowmatrix.routing.live import LiveConfig, LiveRouting
-from flowmatrix.routing.native import read_native
+from flowmatrix.routing.native import find_routing_dir, read_native
 from flowmatrix.routing.resolve import Compiled, compile_state, watch_view_age
 from flowmatrix.routing.tables import RoutingState
 
@@ -84,6 +89,8 @@ class FrpOptions:
     bmp_save: float = 60.0
     #: seconds between routing bundles sent to the MG at most; 0 = never send
     routing_upload: float = 300.0
+    #: seconds between looks at ``routing``'s manifest for new table versions; 0 = never
+    routing_check: float = 5.0
 
 
 class FrpService:
@@ -107,6 +114,8 @@ class FrpService:
         self._view: NetworkConfig | None = None
         self._live_compiled: Compiled | None = None
         self.publisher: RoutingPublisher | None = None
+        #: (mtime ns, size) of the routing manifest last read
+        self._routing_seen: tuple[int, int] | None = None
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -171,6 +180,7 @@ class FrpService:
                 stack.callback(self.publisher.stop)
             if o.bmp is not None:
                 self._start_bmp(view, stack)
+            self._routing_seen = self._manifest_stamp()
             if self.live is None:
                 routing = self._routing(view)
             else:
@@ -330,14 +340,50 @@ class FrpService:
             )
         return len(uploads)
 
+    def _manifest_stamp(self) -> tuple[int, int] | None:
+        """(mtime ns, size) of ``--routing``'s manifest; None without one."""
+        if self.options.routing is None:
+            return None
+        try:
+            stat = (find_routing_dir(self.options.routing) / "manifest.json").stat()
+        except (OSError, FlowmatrixError):
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def check_routing(self) -> bool:
+        """Read ``--routing`` again when its manifest changed since last read; True if so.
+
+        An unreadable directory keeps the tables in force (logged; tried again
+        when the manifest changes again).
+        """
+        stamp = self._manifest_stamp()
+        if stamp is None or stamp == self._routing_seen or self._view is None:
+            return False
+        self._routing_seen = stamp
+        assert self.pipeline is not None
+        view = self._view
+        try:
+            routing = self._routing(view)
+        except Exception:  # bad tables must not stop the FRP: it keeps resolving as before
+            log.exception("component=frp.service routing=changed unusable kept=old")
+            return False
+        if self.live is None:
+            self.pipeline.update_view(view, routing)
+        log.info("component=frp.service routing=reloaded dir=%s", self.options.routing)
+        return True
+
     def _run(self) -> None:
         assert self.pipeline is not None
-        last_flush = time.monotonic()
+        last_flush = last_check = time.monotonic()
         while not self._stopping.wait(self.options.tick):
             try:
-                if time.monotonic() - last_flush >= self.options.flush:
+                now = time.monotonic()
+                if now - last_flush >= self.options.flush:
                     self.pipeline.flush()
-                    last_flush = time.monotonic()
+                    last_flush = now
+                if self.options.routing_check and now - last_check >= self.options.routing_check:
+                    self.check_routing()
+                    last_check = now
                 self.tick()
             except Exception:  # a failing tick must not end the FRP; it is logged, retried
                 log.exception("component=frp.service tick=failed")

@@ -101,6 +101,8 @@ class FakeMg:
         #: answer every PUT with this status instead of storing (e.g. 503); None = store
         self.fail_with: int | None = None
         self.received: list[Received] = []
+        #: routing bundles received (``PUT .../routing``), in order
+        self.routing: list[bytes] = []
         self.attempts = 0
         self.config_requests = 0
         self._server: ThreadingHTTPServer | None = None
@@ -163,6 +165,11 @@ class FakeMg:
                     return
                 if mg.fail_with is not None:
                     self._reply(mg.fail_with, b'{"error": "told to fail"}')
+                    return
+                if self.path.endswith("/routing"):  # a routing bundle: kept as it came
+                    with mg._lock:
+                        mg.routing.append(body)
+                    self._reply(200, b'{"status": "stored"}')
                     return
                 try:
                     table, meta = decode_partial(body)
