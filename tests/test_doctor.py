@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 from typer.testing import CliRunner
@@ -18,6 +19,7 @@ from flowmatrix.doctor import (
     check_exporters,
     check_frp_metrics,
     check_receive_buffer,
+    check_routing,
     check_token,
     run_checks,
 )
@@ -171,7 +173,7 @@ def test_doctor_command_exit_codes_and_json(mg: tuple[str, Path]) -> None:
     )  # fmt: skip
     assert good.exit_code == 0, good.output
     names = [c["name"] for c in json.loads(good.output)]
-    assert names == ["config", "mg", "clock", "token", "receive-buffer", "exporters"]
+    assert names == ["config", "mg", "clock", "token", "routing", "receive-buffer", "exporters"]
     bad_token = tokens / "wrong.token"
     bad_token.write_text("nope\n")
     refused = runner.invoke(app, ["doctor", "--mg", url, "--token-file", str(bad_token)])
@@ -179,3 +181,53 @@ def test_doctor_command_exit_codes_and_json(mg: tuple[str, Path]) -> None:
     assert "FAIL" in refused.output
     usage = runner.invoke(app, ["doctor", "--listen", "nohostport"])
     assert usage.exit_code == 2
+
+
+def test_routing_check_names_the_frps_whose_tables_the_mg_lacks(tmp_path: Path) -> None:
+    from flowmatrix.config.xml import load_config
+    from flowmatrix.routing.bundle import pack
+    from flowmatrix.routing.native import read_native
+
+    config = load_config([VALID])
+    routing = tmp_path / "routing"
+    routing.mkdir()
+    pes = {}
+    for pe in config.pes:
+        (routing / f"{pe.name}-rd.csv").write_text(
+            "if_index,interface,vrf,rd,import_rts,export_rts\n1,Gi0/1,,,,\n"
+        )
+        (routing / f"{pe.name}-c.csv").write_text("vrf,prefix,in_bgp\n")
+        pes[pe.name] = {"rd": f"{pe.name}-rd.csv", "connected": f"{pe.name}-c.csv"}
+    manifest = {"format": "flowmatrix-routing/1", "taken_at": "2026-01-01T00:00:00Z", "pes": pes}
+    (routing / "manifest.json").write_text(json.dumps(manifest))
+    state = read_native(routing, config)
+    service = MgService(VALID, tmp_path / "mg.duckdb", port=0, issue_tokens=tmp_path,
+                        log_level="warning")  # fmt: skip
+    service.start()
+    try:
+        url = f"http://127.0.0.1:{service.port}"
+        operator = (tmp_path / "operator.token").read_text().strip()
+        none = check_routing(url, operator)
+        assert none.status == "warn"
+        assert "no routing tables from frp-par, frp-lon" in none.detail
+
+        def send(frp: str) -> None:
+            token = (tmp_path / f"{frp}.token").read_text().strip()
+            answer = httpx.put(
+                f"{url}/api/v1/frps/{frp}/routing",
+                content=pack(state, pes=[p.name for p in config.pes_of(frp)]),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/gzip"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+
+        send("frp-par")
+        half = check_routing(url, operator)
+        assert half.status == "warn"
+        assert "no routing tables from frp-lon" in half.detail
+        send("frp-lon")
+        whole = check_routing(url, operator)
+        assert whole.status == "ok"
+        assert "tables from every FRP: frp-par (0 s ago), frp-lon (0 s ago)" in whole.detail
+    finally:
+        service.stop()

@@ -11,6 +11,9 @@ hand. ``flowmatrix doctor`` renders them and exits 1 when any failed.
   header, to the second).
 * **token** — an FRP token reads its own configuration view, an operator
   token reads the alarm list (the same calls the FRP and ``tm`` make).
+* **routing** (operator token) — the MG holds routing tables for every FRP
+  with PEs (their routing bundles, or ``mg serve --routing``); a warning names
+  the FRPs it has none from.
 * **receive-buffer** — the kernel grants the collector's receive buffer
   (``SO_RCVBUFFORCE`` needs CAP_NET_ADMIN, ``SO_RCVBUF`` is capped by
   ``net.core.rmem_max``); a small buffer loses datagrams under bursts.
@@ -168,6 +171,50 @@ def check_token(url: str, token: str, *, frp: str | None = None, timeout: float 
     return Check("token", "fail", f"{path}: {response.status_code} {reason}: {hint}")
 
 
+def _ago(ms: int, now_ms: int) -> str:
+    seconds = max(0, now_ms - ms) // 1000
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def check_routing(url: str, token: str, *, timeout: float = 3.0) -> Check:
+    """Whether the MG holds routing tables for the PEs of every FRP (an operator token).
+
+    Without them the MG cannot explain lookups for those PEs, and in
+    centralized mode their FRPs' records wait at the FRP until tables arrive.
+    """
+    base = url.rstrip("/")
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        network = httpx.get(f"{base}/api/v1/network", headers=headers, timeout=timeout)
+        routing = httpx.get(f"{base}/api/v1/routing", headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return Check("routing", "fail", f"{url}: unreachable: {exc}")
+    if network.status_code != 200 or routing.status_code != 200:
+        code = network.status_code if network.status_code != 200 else routing.status_code
+        return Check("routing", "skip", f"the MG answered {code} (an older MG, or no operator)")
+    expected = [f["name"] for f in network.json()["frps"] if f["pes"]]
+    body = routing.json()
+    now_ms = time.time_ns() // 1_000_000
+    sent = {f["frp"]: f["bundles"][-1]["received_ms"] for f in body["frps"] if f["bundles"]}
+    missing = [f for f in expected if f not in sent]
+    got = ", ".join(f"{f} ({_ago(sent[f], now_ms)})" for f in expected if f in sent)
+    where = f"base tables from {body['base']}; " if body.get("base") else ""
+    if not missing:
+        return Check("routing", "ok", f"{where}tables from every FRP: {got}")
+    if body.get("base"):
+        detail = f"{where}no bundle yet from {', '.join(missing)}"
+        return Check("routing", "ok", detail)
+    hint = (
+        "start them with --routing or --bmp (or give the MG mg serve --routing DIR): until "
+        "then their PEs' lookups cannot be explained and centralized-mode records wait"
+    )
+    return Check("routing", "warn", f"no routing tables from {', '.join(missing)}: {hint}")
+
+
 def check_receive_buffer(asked: int | None = None) -> Check:
     """Whether the kernel grants the collector's UDP receive buffer."""
     from flowmatrix.flows.collector import CollectorConfig, _grow_buffer
@@ -290,6 +337,8 @@ def run_checks(
             checks.append(Check("token", "skip", "no --token-file given"))
         elif reached[0].status == "ok":
             checks.append(check_token(mg, token, frp=frp))
+            if frp is None and checks[-1].status == "ok":
+                checks.append(check_routing(mg, token))
     checks.append(check_receive_buffer())
     if frp_metrics is not None:
         checks.append(check_frp_metrics(frp_metrics, seconds=seconds))
