@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flowmatrix.config.model import NetworkConfig
-from flowmatrix.config.xml import config_from_bytes, load_config
+from flowmatrix.config.xml import config_from_bytes
 from flowmatrix.errors import ConfigError
 from flowmatrix.matrix.partial import (
     MEDIA_TYPE,
@@ -54,11 +54,6 @@ class Mg:
 
     def get(self, path: str, name: str = "operator", **params: object) -> httpx.Response:
         return self.client.get(f"/api/v1{path}", params=params, headers=self.auth(name))
-
-
-@pytest.fixture(scope="module")
-def config() -> NetworkConfig:
-    return load_config(VALID)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +9,12 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from flowmatrix.config.model import NetworkConfig
-from flowmatrix.config.xml import load_config
-from flowmatrix.matrix.store import Store
 from flowmatrix.mg import cli
 from flowmatrix.mg.cli import render_forecast, render_stats
 from flowmatrix.mg.stats import ForecastError, element_forecast
 from flowmatrix.mg.testing import MgClient as Mg
-from flowmatrix.mg.testing import open_mg, partial_table
+from flowmatrix.mg.testing import partial_table
 
-VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, on the hour
 STEP = 300_000
 HOUR = 3_600_000
@@ -28,17 +23,6 @@ HOUR = 3_600_000
 def partial(*items: tuple[str, str, str, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bytes); 1 packet, in_if 3, no VRF, tos 0."""
     return partial_table((i, e, c, b, 1.0) for i, e, c, b in items)
-
-
-@pytest.fixture(scope="module")
-def config() -> NetworkConfig:
-    return load_config(VALID)
-
-
-@pytest.fixture
-def mg(config: NetworkConfig, tmp_path: Path) -> Iterator[Mg]:
-    with Store(":memory:") as store:
-        yield open_mg(config, store, tmp_path)
 
 
 def rising(mg: Mg, periods: int = 48) -> None:

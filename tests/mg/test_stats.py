@@ -6,7 +6,6 @@ import io
 import json
 import math
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import pytest
 from typer.testing import CliRunner
 
 from flowmatrix.config.model import AlarmRule, NetworkConfig
-from flowmatrix.config.xml import load_config
 from flowmatrix.matrix.partial import MEDIA_TYPE, PARTIAL_SCHEMA, PartialMeta, encode_partial
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg.auth import read_token
@@ -37,17 +35,6 @@ STEP = 300_000
 def partial(*items: tuple[str, str, str, float, float]) -> pa.Table:
     """Rows of (ingress, egress, class, bytes, packets); in_if 3, no VRF, tos 0."""
     return partial_table(items)
-
-
-@pytest.fixture(scope="module")
-def config() -> NetworkConfig:
-    return load_config(VALID)
-
-
-@pytest.fixture
-def mg(config: NetworkConfig, tmp_path: Path) -> Iterator[Mg]:
-    with Store(":memory:") as store:
-        yield open_mg(config, store, tmp_path)
 
 
 def assert_same_stats(got: dict[Any, dict[str, Any]], want: dict[Any, dict[str, Any]]) -> None:

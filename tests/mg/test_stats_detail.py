@@ -7,7 +7,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from typer.testing import CliRunner
 
 from flowmatrix import loopback
 from flowmatrix.config.model import NetworkConfig
-from flowmatrix.config.xml import load_config
 from flowmatrix.loopback import Loopback
 from flowmatrix.matrix.partial import PARTIAL_SCHEMA, PartialMeta
 from flowmatrix.matrix.store import Store
@@ -62,17 +61,6 @@ def partial(*rows: Row) -> pa.Table:
 def std(*values: float) -> float:
     mean = sum(values) / len(values)
     return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
-@pytest.fixture(scope="module")
-def config() -> NetworkConfig:
-    return load_config(VALID)
-
-
-@pytest.fixture
-def mg(config: NetworkConfig, tmp_path: Path) -> Iterator[Mg]:
-    with Store(":memory:") as store:
-        yield open_mg(config, store, tmp_path)
 
 
 def keyed(
@@ -327,20 +315,6 @@ def test_finer_rows_equal_matrix_totals_and_sum_to_the_pe_pe_rows(
 # --- restarts ----------------------------------------------------------------------------------
 
 
-class ReadSpy:
-    """Records the upload ids whose partial rows a Store hands out."""
-
-    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.ids: list[int] = []
-        rows = store.rows
-
-        def spy(upload_id: int) -> pa.Table:
-            self.ids.append(upload_id)
-            return rows(upload_id)
-
-        monkeypatch.setattr(store, "rows", spy)
-
-
 def four_periods(stats: MgStats) -> None:
     """Interfaces and VRFs over four periods; the second revised, a late FRP in the first."""
     fill(
@@ -407,15 +381,15 @@ def saved(config: NetworkConfig, tmp_path: Path) -> tuple[Path, tuple[object, ..
 def test_a_restart_loads_the_finer_statistics_bit_for_bit_without_reading_a_partial(
     config: NetworkConfig,
     saved: tuple[Path, tuple[object, ...]],
-    monkeypatch: pytest.MonkeyPatch,
+    read_spy: Callable[[Store], list[int]],
 ) -> None:
     db, before = saved
     assert before[1]  # the figures are not empty
     with Store(db) as store:
-        spy = ReadSpy(store, monkeypatch)
+        ids = read_spy(store)
         again = MgStats(config, store)
         again.start()
-        assert spy.ids == []
+        assert ids == []
         assert finer(again) == before
         # a revision after the restart still replaces the period's finest values
         store_period(

@@ -24,7 +24,6 @@ from flowmatrix.capacity.topology import (
     dump_topology,
 )
 from flowmatrix.config.model import AlarmRule, NetworkConfig
-from flowmatrix.config.xml import load_config
 from flowmatrix.matrix.partial import MEDIA_TYPE, PartialMeta, encode_partial
 from flowmatrix.matrix.store import Store
 from flowmatrix.mg import cli
@@ -63,11 +62,6 @@ def topology(core_bps: float = 1000.0) -> Topology:
         Link("lon-p1--lon-pe1", "lon-p1", "lon-pe1", 10_000.0, 10, 10),
     ]
     return build_topology(nodes, links, [ServiceNode("PAR"), ServiceNode("LON")])
-
-
-@pytest.fixture(scope="module")
-def config() -> NetworkConfig:
-    return load_config(VALID)
 
 
 def store_period(store: Store, frp: str, start: int, table: pa.Table) -> None:

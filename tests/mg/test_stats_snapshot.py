@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from flowmatrix.config.model import NetworkConfig
-from flowmatrix.config.xml import load_config
 from flowmatrix.errors import StoreError
 from flowmatrix.matrix.partial import PartialMeta
 from flowmatrix.matrix.store import StatsState, Store, Upload
 from flowmatrix.mg.stats import SNAPSHOT_VERSION, MgStats
 from flowmatrix.mg.testing import partial_table
 
-VALID = Path(__file__).parents[1] / "config" / "data" / "valid.xml"
 P0 = 1_800_000_000_000  # 2027-01-15T08:00:00Z, on the hour
 STEP = 300_000
 
@@ -40,25 +38,6 @@ def put(stats: MgStats, frp: str, start: int, table: pa.Table) -> None:
     """Store a partial and observe it, as the upload route does."""
     store_period(stats.store, frp, start, table)
     stats.observe("always", start)
-
-
-@pytest.fixture(scope="module")
-def config() -> NetworkConfig:
-    return load_config(VALID)
-
-
-class ReadSpy:
-    """Records the upload ids whose partial rows a Store hands out."""
-
-    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.ids: list[int] = []
-        rows = store.rows
-
-        def spy(upload_id: int) -> pa.Table:
-            self.ids.append(upload_id)
-            return rows(upload_id)
-
-        monkeypatch.setattr(store, "rows", spy)
 
 
 def assert_same_rows(got: list[dict[str, object]], want: list[dict[str, object]]) -> None:
@@ -115,7 +94,7 @@ def everything(stats: MgStats) -> tuple[object, ...]:
 
 
 def test_a_restart_loads_the_saved_statistics_bit_for_bit_without_reading_a_partial(
-    config: NetworkConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config: NetworkConfig, tmp_path: Path, read_spy: Callable[[Store], list[int]]
 ) -> None:
     db = tmp_path / "mg.duckdb"
     with Store(db) as store:
@@ -125,15 +104,15 @@ def test_a_restart_loads_the_saved_statistics_bit_for_bit_without_reading_a_part
         before = everything(stats)
         stats.stop()
     with Store(db) as store:
-        spy = ReadSpy(store, monkeypatch)
+        ids = read_spy(store)
         again = MgStats(config, store)
         again.start()
-        assert spy.ids == []
+        assert ids == []
         assert everything(again) == before
 
 
 def test_a_restart_sums_only_the_periods_stored_or_revised_since_the_snapshot(
-    config: NetworkConfig, saved: Path, monkeypatch: pytest.MonkeyPatch
+    config: NetworkConfig, saved: Path, read_spy: Callable[[Store], list[int]]
 ) -> None:
     with Store(saved) as store:
         # while the MG was down: a new period, a revision of period 2 and a late FRP in period 3
@@ -146,11 +125,11 @@ def test_a_restart_sums_only_the_periods_stored_or_revised_since_the_snapshot(
         store_period(
             store, "frp-lon", P0 + 3 * STEP, partial(("lon-pe1", "par-pe2", "BE", 4.0, 4.0))
         )
-        spy = ReadSpy(store, monkeypatch)
+        ids = read_spy(store)
         stats = MgStats(config, store)
         stats.start()
         changed = ids_of(store.current("always"), P0 + 2 * STEP, P0 + 3 * STEP, P0 + 4 * STEP)
-        assert sorted(spy.ids) == changed
+        assert sorted(ids) == changed
         caught_up = stats.rows("always")
         # a full rebuild from the store agrees
         store.clear_stats()
@@ -164,10 +143,10 @@ def test_a_restart_sums_only_the_periods_stored_or_revised_since_the_snapshot(
     assert be["peak_bytes"] == 600.0
     # and the catch-up was saved: the next restart reads nothing
     with Store(saved) as store:
-        spy = ReadSpy(store, monkeypatch)
+        ids = read_spy(store)
         again = MgStats(config, store)
         again.start()
-        assert spy.ids == []
+        assert ids == []
         assert again.rows("always") == caught_up
 
 
@@ -231,7 +210,7 @@ def test_an_absent_snapshot_is_rebuilt_with_a_warning_and_a_changed_configuratio
     config: NetworkConfig,
     saved: Path,
     caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+    read_spy: Callable[[Store], list[int]],
 ) -> None:
     caplog.set_level(logging.WARNING, logger="flowmatrix.mg.stats")
     with Store(saved) as store:
@@ -249,11 +228,11 @@ def test_an_absent_snapshot_is_rebuilt_with_a_warning_and_a_changed_configuratio
                 for p in config.pes
             ),
         )
-        spy = ReadSpy(store, monkeypatch)
+        ids = read_spy(store)
         other = MgStats(moved, store)
         other.start()
         assert "the service nodes, read-out periods or topology changed" in caplog.text
-        assert sorted(spy.ids) == sorted(u.id for u in store.current("always"))
+        assert sorted(ids) == sorted(u.id for u in store.current("always"))
         last = other.node_busy("always")
         assert last["LON"] is not None
         assert last["LON"].volume >= 7.0
@@ -275,6 +254,7 @@ def test_a_snapshot_write_that_fails_is_logged_and_caught_up_at_the_next_start(
     config: NetworkConfig,
     saved: Path,
     monkeypatch: pytest.MonkeyPatch,
+    read_spy: Callable[[Store], list[int]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with Store(saved) as store:
@@ -291,11 +271,11 @@ def test_a_snapshot_write_that_fails_is_logged_and_caught_up_at_the_next_start(
             stats.flush()
         assert "event=save_failed interval=always" in caplog.text
         live = stats.rows("always")
-        spy = ReadSpy(store, monkeypatch)
+        ids = read_spy(store)
         again = MgStats(config, store)
         again.start()
         # the saved snapshot stops at period 3: only period 4 is summed again
-        assert sorted(spy.ids) == ids_of(store.current("always"), P0 + 4 * STEP)
+        assert sorted(ids) == ids_of(store.current("always"), P0 + 4 * STEP)
         assert_same_rows(again.rows("always"), live)
         assert again.rows("always")[0]["periods"] == 5
 

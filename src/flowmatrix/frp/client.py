@@ -21,7 +21,7 @@ import httpx
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import config_from_bytes
 from flowmatrix.errors import AuthError, ConfigError, ConfigProblem, FlowmatrixError
-from flowmatrix.frp.ingress import write_atomic
+from flowmatrix.files import write_atomic
 
 __all__ = ["ConfigClient", "ConfigClientConfig"]
 

@@ -24,7 +24,6 @@ percent-quoted in paths.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -38,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prometheus_client import Counter
 
+from flowmatrix.files import fsync_dir, fsync_file
 from flowmatrix.matrix.partial import INGRESS_SCHEMA
 from flowmatrix.schema import ADDRESS_COLUMNS
 
@@ -47,7 +47,6 @@ __all__ = [
     "file_schema",
     "frp_ingress_rows_written_total",
     "period_name",
-    "write_atomic",
 ]
 
 log = logging.getLogger("flowmatrix.frp.ingress")
@@ -78,35 +77,6 @@ def _period_ms(name: str) -> int:
     base, _, ms = name.partition(".")
     when = dt.datetime.strptime(base, _PERIOD).replace(tzinfo=dt.UTC)
     return int(when.timestamp()) * 1000 + (int(ms) if ms else 0)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a dot-prefixed temp file, fsync and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def file_schema(table: pa.Table) -> pa.Schema:
@@ -168,9 +138,9 @@ class IngressFiles:
                 use_dictionary=False,
                 write_statistics=False,
             )
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         frp_ingress_rows_written_total.inc(table.num_rows)
         return path
 

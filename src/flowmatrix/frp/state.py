@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flowmatrix.frp.ingress import write_atomic
+from flowmatrix.files import write_atomic
 
 __all__ = ["Delivered", "FrpState"]
 

@@ -33,7 +33,7 @@ from urllib.parse import quote, unquote
 import httpx
 from prometheus_client import Counter, Histogram
 
-from flowmatrix.frp.ingress import write_atomic
+from flowmatrix.files import write_atomic
 from flowmatrix.frp.pipeline import Upload
 from flowmatrix.matrix.partial import MEDIA_TYPE, encode_ingress, encode_partial
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import threading
 import time
@@ -42,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flowmatrix.config.model import NetworkConfig
 from flowmatrix.errors import RoutingError, UploadError
+from flowmatrix.files import write_atomic
 from flowmatrix.matrix.store import Principal
 from flowmatrix.mg.app import Frp, MgState, State, UnsupportedMediaType, read_body
 from flowmatrix.mg.auth import for_frp, operator
@@ -198,15 +198,8 @@ class MgRouting:
 
     def _write(self, frp: str, bundle: _Bundle, data: bytes) -> None:
         path = self._path(frp, bundle)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(path)
+        if path is not None:
+            write_atomic(path, data)
 
     def _forget(self, frp: str, bundle: _Bundle) -> None:
         path = self._path(frp, bundle)
@@ -221,11 +214,7 @@ class MgRouting:
             (b for kept in self._bundles.values() for b in kept), key=lambda b: b.received_ms
         )
         for state in [*sources, *(b.state for b in bundles)]:  # per table source: a few
-            for versions in state.pe_versions.values():
-                for tables in versions:
-                    merged.add_pe(tables)
-            for rr in state.rr_versions:
-                merged.add_rr(rr)
+            merged.absorb(state)
         has_tables = bool(merged.pe_versions or merged.rr_versions)
         self.compiled = compile_state(merged) if has_tables else None
 

@@ -350,6 +350,14 @@ class RoutingState:
             self.rr_versions.insert(at, tables)
         self.generation += 1
 
+    def absorb(self, other: RoutingState) -> None:
+        """Hold every version ``other`` holds too (a version of the same time replaces ours)."""
+        for versions in other.pe_versions.values():
+            for tables in versions:
+                self.add_pe(tables)
+        for rr in other.rr_versions:
+            self.add_rr(rr)
+
     def prune(self, before_ms: int) -> int:
         """Drop versions no lookup at or after ``before_ms`` needs; returns how many went."""
         dropped = 0
