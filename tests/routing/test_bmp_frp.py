@@ -10,10 +10,13 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from flowmatrix.cli import app
+from flowmatrix.config.model import NetworkConfig
 from flowmatrix.config.xml import config_to_bytes
 from flowmatrix.frp.service import FrpOptions, FrpService
 from flowmatrix.frp.testing import FakeMg, small_config
 from flowmatrix.routing import resolve_egress
+from flowmatrix.routing.bundle import read_bundle
+from flowmatrix.routing.native import bgp_table_arrow
 from flowmatrix.routing.resolve import Compiled
 from flowmatrix.routing.testing import bgp_update, bmp_peer_up, bmp_route_monitoring, nlri
 
@@ -52,6 +55,17 @@ def _egress(compiled: Compiled, at_ms: int) -> str:
     return str(res.egress_pe_name().to_pylist()[0])
 
 
+def _has_route(bundle: bytes, view: NetworkConfig) -> bool:
+    """Whether a routing bundle's route reflector view holds the live route 65000:2:10.2/16."""
+    state = read_bundle(bundle, view, allowed=["pe1", "pe2"])
+    if not state.rr_versions:
+        return False
+    vpn = bgp_table_arrow(state.rr_versions[-1].vpn, vpn=True)
+    return bool(
+        [r for r in vpn.to_pylist() if r["prefix"] == "10.2.0.0/16" and r["rd"] == "65000:2"]
+    )
+
+
 def test_frp_with_bmp_hands_live_snapshots_to_the_pipeline(tmp_path: Path) -> None:
     view = small_config(60).view_for_frp("frp-a")
     with FakeMg(config_to_bytes(view)) as mg:
@@ -65,6 +79,7 @@ def test_frp_with_bmp_hands_live_snapshots_to_the_pipeline(tmp_path: Path) -> No
             config_refresh=0,
             bmp=("127.0.0.1", 0),
             bmp_interval=0.1,
+            routing_upload=0.1,
         )
         frp = FrpService(options)
         frp.start()
@@ -89,6 +104,10 @@ def test_frp_with_bmp_hands_live_snapshots_to_the_pipeline(tmp_path: Path) -> No
                     assert time.monotonic() < deadline, "no live routing reached the pipeline"
                     time.sleep(0.05)
                 assert _egress(routing, before - 1) == "unresolved"
+                # the live view goes to the MG too (its routing lookups, centralized mode)
+                while not any(_has_route(b, view) for b in list(mg.routing)):
+                    assert time.monotonic() < deadline, "no live routing bundle reached the MG"
+                    time.sleep(0.05)
                 frp.stop()  # with the session still up: the last snapshot is written
         finally:
             frp.stop()
