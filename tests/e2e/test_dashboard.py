@@ -25,6 +25,8 @@ import pytest
 
 from flowmatrix.loopback import Loopback, synthetic_partials
 from flowmatrix.matrix.partial import MEDIA_TYPE, encode_partial
+from flowmatrix.routing.bundle import pack
+from flowmatrix.routing.native import read_native
 from flowmatrix.synth import generate_network, write_network
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -101,6 +103,18 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
                 timeout=30,
             )
             assert answer.status_code == 200, answer.text
+        # one FRP has sent its routing tables (the overview says so), the others not yet
+        state = read_native(root / "network")
+        answer = httpx.put(
+            f"{net.mg_url}/api/v1/frps/frp-par/routing",
+            content=pack(state, pes=[p.name for p in net.config.pes_of("frp-par")]),
+            headers={
+                "Content-Type": "application/gzip",
+                "Authorization": f"Bearer {net.token('frp-par')}",
+            },
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
         yield Dashboard(net.mg_url, net.token(), shots, net)
 
 
@@ -156,6 +170,9 @@ def test_overview_shows_periods_frps_exporters_and_alarms(page: Any, dashboard: 
     assert [frps.nth(k).inner_text().split("\t")[0] for k in range(3)] == [
         "frp-par", "frp-lon", "frp-fra",
     ]  # fmt: skip
+    routing = [frps.nth(k).inner_text().split("\t")[-1] for k in range(3)]
+    assert routing[0].startswith("sent ")
+    assert routing[1:] == ["none sent", "none sent"]
     api = dashboard.api("frps")
     exporters = [e for f in api["frps"] for e in f["exporters"]]
     assert page.locator("#ov-exporters tbody tr").count() == len(exporters) == 6

@@ -71,6 +71,18 @@ def frp_reports(state: MgState, uploads: list[Upload]) -> list[dict[str, Any]]:
     by_frp: dict[str, list[Upload]] = defaultdict(list)
     for u in uploads:
         by_frp[u.frp].append(u)
+    # the newest routing bundle of each FRP (what the MG explains and resolves with)
+    tables = state.tables.status() if state.tables is not None else []
+    routing = {
+        t["frp"]: {
+            "received_ms": t["bundles"][-1]["received_ms"],
+            "bundles": len(t["bundles"]),
+            "pes": sorted(t["bundles"][-1]["pes"]),
+            "rr_taken_at_ms": t["bundles"][-1]["rr_taken_at_ms"],
+        }
+        for t in tables
+        if t["bundles"]
+    }
     out = []
     for frp in state.config.frps:
         mine = by_frp.get(frp.name, [])
@@ -125,6 +137,7 @@ def frp_reports(state: MgState, uploads: list[Upload]) -> list[dict[str, Any]]:
                 "dropped": sum(e["dropped"] for e in exporters.values()),
                 "gap": sum(e["gap"] for e in exporters.values()),
                 "unresolved_bytes": dict(sorted(unresolved.items())),
+                "routing": routing.get(frp.name),
             }
         )
     return out
@@ -138,8 +151,9 @@ def frps(
     since_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     until_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
 ) -> dict[str, Any]:
-    """Per FRP: last upload, exporters (records, drops, sequence gaps), unresolved volume;
-    with the unresolved share of the interval's volume when statistics are kept."""
+    """Per FRP: last upload, exporters (records, drops, sequence gaps), unresolved volume, its
+    newest routing bundle (None before any); with the unresolved share of the interval's
+    volume when statistics are kept."""
     if interval is not None:
         state.check_interval(interval)
     uploads = state.store.current(interval, since_ms=since_ms, until_ms=until_ms)

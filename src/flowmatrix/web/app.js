@@ -340,12 +340,13 @@ async function loadOverview() {
   );
   fillTable(
     $("ov-frps"),
-    ["FRP", "address", "service node", "PEs", "uploads", "last upload", "last period", "records", "dropped", "gaps"],
+    ["FRP", "address", "service node", "PEs", "uploads", "last upload", "last period", "records", "dropped", "gaps", "routing tables"],
     frps.frps.map((f) => [
       f.name, f.address, f.service_node || "–", f.pes.join(", ") || "–", f.uploads,
       f.last ? fmtTime(f.last.received_ms) : "never",
       f.last ? `${f.last.interval} ${fmtTime(f.last.period_start_ms)}` : "–",
       f.records, f.dropped, f.gap,
+      f.routing ? `sent ${fmtTime(f.routing.received_ms)}` : f.pes.length ? "none sent" : "–",
     ]),
   );
   fillTable(
