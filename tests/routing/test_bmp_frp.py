@@ -116,6 +116,36 @@ def test_frp_with_bmp_hands_live_snapshots_to_the_pipeline(tmp_path: Path) -> No
     assert (tmp_path / "data" / "bmp-snapshot" / "table.mrt").is_file()
 
 
+def test_a_centralized_frp_with_bmp_resolves_nothing_but_sends_the_live_view(
+    tmp_path: Path,
+) -> None:
+    view = small_config(60).view_for_frp("frp-a")
+    with FakeMg(config_to_bytes(view)) as mg:
+        frp = FrpService(
+            FrpOptions(
+                mg=mg.url, name="frp-a", token="secret", data=tmp_path / "data",
+                listen=(("127.0.0.1", 0),), routing=_native(tmp_path / "net"), config_refresh=0,
+                bmp=("127.0.0.1", 0), bmp_interval=0.1, routing_upload=0.1, mode="centralized",
+            )
+        )  # fmt: skip
+        frp.start()
+        try:
+            assert frp.bmp is not None
+            assert frp.pipeline is not None
+            update = bgp_update(
+                announce=[nlri("10.2.0.0/16", rd="65000:2")], rts=["65000:1"], next_hop="198.19.0.2"
+            )
+            with socket.create_connection(frp.bmp.address) as s:
+                s.sendall(bmp_peer_up(**PE2) + bmp_route_monitoring(update, **PE2))
+                deadline = time.monotonic() + 10
+                while not any(_has_route(b, view) for b in list(mg.routing)):
+                    assert time.monotonic() < deadline, "no live routing bundle reached the MG"
+                    time.sleep(0.05)
+                assert frp.pipeline.routing is None  # the MG resolves the records
+        finally:
+            frp.stop()
+
+
 def test_frp_run_has_the_bmp_options() -> None:
     out = CliRunner().invoke(app, ["frp", "run", "--help"], terminal_width=200)
     assert out.exit_code == 0
