@@ -201,3 +201,31 @@ def test_centralized_records_wait_for_routing_tables_with_a_503(
         assert answer.status_code == 503  # the FRP keeps it and tries again
         assert answer.headers["Retry-After"] == "5"
         assert "no routing tables yet" in answer.json()["error"]
+
+
+def test_each_table_version_is_held_once_and_route_reflector_versions_are_bounded(
+    state: RoutingState,
+):
+    tables = MgRouting(state.config, keep=2)
+    tables.start()
+    rr = state.rr_versions[-1]
+    # every FRP sends the same route reflector view (same time): one copy is held
+    for frp in state.config.frps:
+        tables.put(frp.name, pack(state, pes=pes_of(state, frp.name)))
+    held = [b for kept in tables._bundles.values() for b in kept]
+    assert sum(len(b.state.rr_versions) for b in held) == 1
+    assert all(b.rr_taken_at_ms == [rr.taken_at_ms] for b in held)  # each says what it held
+    # newer route reflector versions from one FRP: only the newest `keep` in all are held
+    for k in range(1, 4):
+        newer = RoutingState(state.config, dict(state.pe_versions), [])
+        newer.add_rr(replace(rr, taken_at_ms=rr.taken_at_ms + k * 60_000))
+        tables.put("frp-par", pack(newer, pes=pes_of(state, "frp-par")))
+    held = [b for kept in tables._bundles.values() for b in kept]
+    times = sorted(r.taken_at_ms for b in held for r in b.state.rr_versions)
+    assert times == [rr.taken_at_ms + 120_000, rr.taken_at_ms + 180_000]
+    assert tables.compiled is not None
+    assert tables.compiled.rr_times.tolist() == times
+    # a PE's same version sent again by later bundles is held once
+    par = tables._bundles["frp-par"]
+    assert sum(len(b.state.pe_versions.get("par-pe1", [])) for b in par) == 1
+    assert all("par-pe1" in b.pes for b in par)

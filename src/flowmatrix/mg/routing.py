@@ -67,12 +67,34 @@ mg_routing_uploads_total = Counter(
 
 @dataclass(frozen=True, slots=True)
 class _Bundle:
-    """One kept bundle of an FRP: when it arrived, its digest and what it holds."""
+    """One kept bundle of an FRP: when it arrived, its digest, what it held and its tables.
+
+    ``state`` holds only the table versions no newer bundle also holds (see
+    :meth:`MgRouting._share`); ``pes`` and ``rr_taken_at_ms`` say what the
+    bundle itself held.
+    """
 
     received_ms: int
     digest: str
     size: int
     state: RoutingState
+    #: PE → times of the versions the bundle held
+    pes: dict[str, list[int]]
+    rr_taken_at_ms: list[int]
+    rr_paths: int
+
+    @classmethod
+    def of(cls, received_ms: int, digest: str, size: int, state: RoutingState) -> _Bundle:
+        """A bundle and the summary of what it holds."""
+        return cls(
+            received_ms,
+            digest,
+            size,
+            state,
+            {pe: [v.taken_at_ms for v in vs] for pe, vs in sorted(state.pe_versions.items())},
+            [rr.taken_at_ms for rr in state.rr_versions],
+            sum(len(rr.vpn) + len(rr.global_bgp) for rr in state.rr_versions),
+        )
 
 
 class MgRouting:
@@ -142,7 +164,7 @@ class MgRouting:
             log.warning("component=mg.routing frp=%s bundle=%s skipped: %s", frp, path.name, exc)
             return
         kept = self._bundles.setdefault(frp, [])
-        kept.append(_Bundle(int(m.group(1)), m.group(2), len(data), state))
+        kept.append(_Bundle.of(int(m.group(1)), m.group(2), len(data), state))
         kept.sort(key=lambda b: b.received_ms)
 
     def _pes(self, frp: str) -> set[str]:
@@ -172,7 +194,7 @@ class MgRouting:
             log.warning("component=mg.routing frp=%s bundle=refused: %s", frp, exc)
             raise UploadError(str(exc)) from None
         received = int(time.time() * 1000) if now_ms is None else now_ms
-        bundle = _Bundle(received, digest, len(data), state)
+        bundle = _Bundle.of(received, digest, len(data), state)
         with self._lock:
             self._write(frp, bundle, data)
             kept = self._bundles.setdefault(frp, [])
@@ -186,8 +208,8 @@ class MgRouting:
             "component=mg.routing frp=%s bundle=stored octets=%d pes=%d rr_versions=%d",
             frp,
             len(data),
-            len(state.pe_versions),
-            len(state.rr_versions),
+            len(bundle.pes),
+            len(bundle.rr_taken_at_ms),
         )
         return self._receipt(frp, "stored", bundle)
 
@@ -206,8 +228,40 @@ class MgRouting:
         if path is not None:
             path.unlink(missing_ok=True)
 
+    def _share(self) -> None:
+        """Hold each table version once (lock held): FRPs of one network send the same route
+        reflector view, and an FRP the same PE tables again; the newest bundle's copy of a
+        (PE, time) or route reflector time is kept, and only the newest ``keep`` route
+        reflector versions in all (each may be a million paths)."""
+        newest_first = sorted(
+            (b for kept in self._bundles.values() for b in kept),
+            key=lambda b: b.received_ms,
+            reverse=True,
+        )
+        rr_times = sorted(
+            {rr.taken_at_ms for b in newest_first for rr in b.state.rr_versions}, reverse=True
+        )[: self.keep]
+        seen_pe: set[tuple[str, int]] = set()
+        seen_rr: set[int] = set()
+        for b in newest_first:  # per kept bundle: at most keep per FRP
+            for pe, versions in list(b.state.pe_versions.items()):
+                mine = [v for v in versions if (pe, v.taken_at_ms) not in seen_pe]
+                seen_pe.update((pe, v.taken_at_ms) for v in mine)
+                if mine:
+                    b.state.pe_versions[pe] = mine
+                else:
+                    del b.state.pe_versions[pe]
+            rrs = [
+                rr
+                for rr in b.state.rr_versions
+                if rr.taken_at_ms in rr_times and rr.taken_at_ms not in seen_rr
+            ]
+            seen_rr.update(rr.taken_at_ms for rr in rrs)
+            b.state.rr_versions = rrs
+
     def _compile(self) -> None:
         """Merge the base tables and every kept bundle, oldest first; compile (lock held)."""
+        self._share()
         merged = RoutingState(self.config)
         sources = [self._base_state] if self._base_state is not None else []
         bundles = sorted(
@@ -226,8 +280,8 @@ class MgRouting:
             "status": status,
             "received_ms": bundle.received_ms,
             "digest": bundle.digest,
-            "pes": sorted(bundle.state.pe_versions),
-            "rr_taken_at_ms": [rr.taken_at_ms for rr in bundle.state.rr_versions],
+            "pes": sorted(bundle.pes),
+            "rr_taken_at_ms": bundle.rr_taken_at_ms,
         }
 
     def status(self) -> list[dict[str, Any]]:
@@ -241,14 +295,9 @@ class MgRouting:
                             "received_ms": b.received_ms,
                             "digest": b.digest,
                             "octets": b.size,
-                            "pes": {
-                                pe: [v.taken_at_ms for v in versions]
-                                for pe, versions in sorted(b.state.pe_versions.items())
-                            },
-                            "rr_taken_at_ms": [rr.taken_at_ms for rr in b.state.rr_versions],
-                            "rr_paths": sum(
-                                len(rr.vpn) + len(rr.global_bgp) for rr in b.state.rr_versions
-                            ),
+                            "pes": b.pes,
+                            "rr_taken_at_ms": b.rr_taken_at_ms,
+                            "rr_paths": b.rr_paths,
                         }
                         for b in kept
                     ],
