@@ -340,7 +340,7 @@ async def put_routing(
         mg_routing_uploads_total.labels(status="rejected").inc()
         msg = f"content type {media or 'missing'!r}; expected {BUNDLE_MEDIA_TYPE}"
         raise UnsupportedMediaType(msg)
-    body = await read_body(request, tables.max_bytes)
+    body = await read_body(request, state.max_body)
     receipt = await run_in_threadpool(tables.put, frp, body)
     state.routing = tables.compiled
     return receipt

@@ -44,7 +44,7 @@ from flowmatrix.routing.tables import RoutingState
 __all__ = ["MAX_BUNDLE_BYTES", "MAX_MEMBERS", "BundleError", "pack", "read_bundle", "unpack"]
 
 #: most files a bundle may hold
-MAX_MEMBERS = 10_000
+MAX_MEMBERS = 100_000
 #: default limit of a bundle's unpacked size, octets
 MAX_BUNDLE_BYTES = 1 << 30
 #: a member name: a plain file name, no directory part
