@@ -229,3 +229,12 @@ def test_each_table_version_is_held_once_and_route_reflector_versions_are_bounde
     par = tables._bundles["frp-par"]
     assert sum(len(b.state.pe_versions.get("par-pe1", [])) for b in par) == 1
     assert all("par-pe1" in b.pes for b in par)
+
+
+def test_a_bundle_beyond_the_upload_limit_is_refused_with_413(state: RoutingState, tmp_path: Path):
+    with Store(":memory:") as store:
+        mg = open_mg(state.config, store, tmp_path / "tokens", max_body=10_000)
+        data = pack(state, pes=pes_of(state, "frp-par"))
+        assert len(data) > 10_000
+        assert put_bundle(mg, "frp-par", data).status_code == 413
+        assert mg.get("/routing").json()["frps"] == []
