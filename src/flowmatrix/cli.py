@@ -10,11 +10,13 @@ unreachable MG).
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -117,8 +119,6 @@ def config_validate(
 
 def _print_json(value: object) -> None:
     """``value`` as indented JSON on stdout (addresses and other objects as text)."""
-    import json
-
     out.print_json(json.dumps(value, default=str))
 
 
@@ -791,7 +791,9 @@ def routing_validate(
 @routing_app.command("show")
 def routing_show(
     pe: Annotated[str, typer.Argument(help="PE name.")],
-    network: Annotated[Path, typer.Option("--network", help="Network directory.")],
+    network: Annotated[
+        Path | None, typer.Option("--network", help="Network directory (or --mg).")
+    ] = None,
     vrf: Annotated[str | None, typer.Option("--vrf", help="Only this VRF.")] = None,
     lookup: Annotated[
         str | None, typer.Option("--lookup", help="Destination address to resolve.")
@@ -810,12 +812,29 @@ def routing_show(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the VRFs or the explanations as JSON.")
     ] = False,
+    mg: Annotated[
+        str | None,
+        typer.Option(
+            "--mg",
+            help="Ask this MG instead of reading files (with --lookup and --token-file): it "
+            "explains with the tables the FRPs send it.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Operator token file (with --mg).")
+    ] = None,
 ) -> None:
     """Show a PE's VRFs, or why a destination leaves where it does (VRF, RD, prefix, next hop)."""
     from flowmatrix.errors import FlowmatrixError
     from flowmatrix.routing import explain, read_native
     from flowmatrix.routing.native import parse_time_ms
 
+    if mg is not None:
+        _explain_at_mg(mg, token_file, pe, lookup, vrf=vrf, at=at, as_json=as_json)
+        return
+    if network is None:
+        err.print("error: give --network DIR (or --mg URL)", markup=False)
+        raise typer.Exit(2)
     try:
         state = read_native(network, pes=[pe])
         at_ms = parse_time_ms(at) if at else None
@@ -881,19 +900,57 @@ def routing_show(
         err.print(f"nothing to look up: unknown VRF or bad address {lookup!r}", markup=False)
         raise typer.Exit(1)
     if as_json:
-        from dataclasses import asdict
-
         _print_json([asdict(e) for e in found])
         return
     for e in found:
-        out.print(
-            f"vrf={e.vrf or '(global)'} rd={e.rd or '-'} interfaces={','.join(e.interfaces)} "
-            f"prefix={e.prefix or '-'} next_hop={','.join(e.next_hops) or '-'} "
-            f"egress={','.join(e.egress)} reason={e.reason}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        _explanation_line(asdict(e))
+
+
+def _explanation_line(e: dict[str, Any]) -> None:
+    """One VRF's answer of ``routing show --lookup`` as one line."""
+    out.print(
+        f"vrf={e['vrf'] or '(global)'} rd={e['rd'] or '-'} interfaces={','.join(e['interfaces'])} "
+        f"prefix={e['prefix'] or '-'} next_hop={','.join(e['next_hops']) or '-'} "
+        f"egress={','.join(e['egress'])} reason={e['reason']}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _explain_at_mg(
+    mg: str,
+    token_file: Path | None,
+    pe: str,
+    lookup: str | None,
+    *,
+    vrf: str | None,
+    at: str | None,
+    as_json: bool,
+) -> None:
+    """``routing show --mg``: the MG's ``/routing/explain`` answer, printed as the files' one."""
+    from flowmatrix.mg.cli import _fetch
+    from flowmatrix.routing.native import parse_time_ms
+
+    if lookup is None or token_file is None:
+        err.print("error: --mg needs --lookup ADDRESS and --token-file F", markup=False)
+        raise typer.Exit(2)
+    try:
+        at_ms = parse_time_ms(at) if at else None
+    except ValueError as exc:
+        err.print(f"error: --at: {exc}", markup=False)
+        raise typer.Exit(2) from None
+    params = {"pe": pe, "address": lookup, "vrf": vrf, "at_ms": at_ms}
+    body, _ = _fetch(mg, token_file, params, path="routing/explain")
+    found = json.loads(body)["lookups"]
+    if not found:
+        err.print(f"nothing to look up: unknown VRF or bad address {lookup!r}", markup=False)
+        raise typer.Exit(1)
+    if as_json:
+        _print_json(found)
+        return
+    for e in found:
+        _explanation_line(e)
 
 
 # --- doctor ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -238,3 +239,51 @@ def test_a_bundle_beyond_the_upload_limit_is_refused_with_413(state: RoutingStat
         assert len(data) > 10_000
         assert put_bundle(mg, "frp-par", data).status_code == 413
         assert mg.get("/routing").json()["frps"] == []
+
+
+def test_routing_show_asks_the_mg_and_prints_what_the_files_say(network: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from flowmatrix.cli import app
+    from flowmatrix.mg.service import MgService
+
+    service = MgService(
+        network / "network.xml",
+        tmp_path / "mg.duckdb",
+        port=0,
+        issue_tokens=tmp_path / "tokens",
+        routing=network,
+        log_level="warning",
+    )
+    service.start()
+    try:
+        url = f"http://127.0.0.1:{service.port}"
+        token = str(tmp_path / "tokens" / "operator.token")
+        runner = CliRunner()
+        for address in ("10.0.0.1", "185.0.0.1"):
+            files = runner.invoke(
+                app, ["routing", "show", "--network", str(network), "par-pe1", "--lookup", address]
+            )
+            asked = runner.invoke(
+                app, ["routing", "show", "par-pe1", "--lookup", address, "--mg", url,
+                      "--token-file", token],
+            )  # fmt: skip
+            assert asked.exit_code == files.exit_code == 0, asked.output
+            assert asked.output == files.output
+        as_json = runner.invoke(
+            app, ["routing", "show", "par-pe1", "--lookup", "10.0.0.1", "--mg", url,
+                  "--token-file", token, "--json"],
+        )  # fmt: skip
+        assert as_json.exit_code == 0
+        assert json.loads(as_json.output)[0]["reason"]
+        unknown = runner.invoke(
+            app, ["routing", "show", "nope", "--lookup", "10.0.0.1", "--mg", url,
+                  "--token-file", token],
+        )  # fmt: skip
+        assert unknown.exit_code == 1
+        assert "unknown PE" in unknown.output
+        assert runner.invoke(app, ["routing", "show", "par-pe1"]).exit_code == 2
+        no_lookup = runner.invoke(app, ["routing", "show", "par-pe1", "--mg", url])
+        assert no_lookup.exit_code == 2
+    finally:
+        service.stop()
