@@ -71,6 +71,16 @@ def _progress(what: str) -> Iterator[Callable[[int, int], None]]:
         yield advance
 
 
+@contextmanager
+def _status(what: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with a status line on stderr, off when stderr is no terminal: ``say(text)``."""
+    if not err.is_terminal:
+        yield lambda _: None
+        return
+    with err.status(what) as status:
+        yield lambda text: status.update(text)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"flowmatrix {__version__}")
@@ -428,9 +438,17 @@ def capacity_plan(
 
     topo, demands = _capacity_inputs(topology, matrix, statistic, traffic_class)
     try:
-        plans = plans_for(
-            topo, demands, method=method, threshold=threshold, k=k, time_limit=time_limit, seed=seed
-        )
+        with _status("planning") as say:
+            plans = plans_for(
+                topo,
+                demands,
+                method=method,
+                threshold=threshold,
+                k=k,
+                time_limit=time_limit,
+                seed=seed,
+                progress=say,
+            )
     except CapacityError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None
@@ -662,7 +680,8 @@ def flows_read(
         raise typer.Exit(2)
     decoder = Decoder()
     try:
-        batch = decoder.decode(udp_datagrams(capture, port=port))
+        with _status(f"decoding {capture}"):
+            batch = decoder.decode(udp_datagrams(capture, port=port))
     except (DecodeError, OSError) as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None
@@ -751,8 +770,9 @@ def routing_load(
     from flowmatrix.routing import read_native, summarize
 
     try:
-        state = read_native(directory)
-        rows = summarize(state)
+        with _status(f"reading {directory}"):
+            state = read_native(directory)
+            rows = summarize(state)
     except FlowmatrixError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from None
@@ -780,7 +800,8 @@ def routing_validate(
     """Check every routing table; one line per problem (file:line), exit 1 if any."""
     from flowmatrix.routing import validate_native
 
-    found = validate_native(directory)
+    with _status(f"checking {directory}"):
+        found = validate_native(directory)
     for line in found:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
     if found:

@@ -14,6 +14,7 @@ from flowmatrix.capacity.plan import (
     plan_paths,
     render_iosxr,
     render_junos,
+    rerouting_plans,
 )
 from flowmatrix.capacity.routing import route
 from flowmatrix.capacity.testing import gravity_matrix, random_topology
@@ -231,3 +232,17 @@ def test_large_matrices_restrict_candidates_and_say_so():
     assert "only 50 of" in plan.notes[0]
     assert plan.lp_optimum <= r.max_utilization + 1e-9
     np.testing.assert_allclose(plan.load_bps, independent_loads(r, plan), rtol=1e-9, atol=1e-3)
+
+
+def test_plans_report_their_progress_while_they_search(abilene, abilene_gravity):
+    said: list[str] = []
+    plans = rerouting_plans(
+        abilene, abilene_gravity, method="both", time_limit=0.8, seed=1, progress=said.append
+    )
+    assert [p.method for p in plans] == ["explicit-paths", "igp-metrics"]
+    assert said[0] == "routing the matrix"
+    assert any(s.startswith("explicit paths: the multicommodity LP") for s in said)
+    searching = [s for s in said if s.startswith("IGP metric search: ")]
+    assert len(searching) >= 2  # about four a second
+    assert "routings, best maximum utilization" in searching[-1]
+    assert searching[-1].endswith("of 0.8 s")

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
@@ -544,14 +544,17 @@ def plan_metrics(
     max_evaluations: int | None = None,
     max_metric: float | None = None,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> Plan:
     """IGP metric plan from a Fortz–Thorup style local search (see module doc).
 
     The search stops after ``time_limit`` seconds or ``max_evaluations``
     routings, whichever comes first; with ``max_evaluations`` alone and a
-    fixed ``seed`` it is deterministic.
+    fixed ``seed`` it is deterministic. ``progress`` gets a one-line status
+    (routings tried, best maximum utilization, time) about four times a second.
     """
     started = time.perf_counter()
+    said = started
     rng = np.random.default_rng(seed)
     topo = routing.topology
     original = routing.metric.copy()
@@ -569,6 +572,12 @@ def plan_metrics(
         return max_evaluations is None or state.evaluations < max_evaluations
 
     while m and budget_left():
+        if progress is not None and time.perf_counter() - said >= 0.25:
+            said = time.perf_counter()
+            progress(
+                f"IGP metric search: {state.evaluations:,} routings, best maximum utilization "
+                f"{100 * best_score[0]:.1f} %, {said - started:.0f} s of {time_limit:g} s"
+            )
         util = state.load / state.capacity
         roll = rng.random()
         if roll < 0.6:
@@ -665,13 +674,19 @@ def rerouting_plans(
     time_limit: float = 20.0,
     max_evaluations: int | None = None,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Plan]:
-    """Route ``demands`` on ``topology`` and compute the plans ``method`` asks for."""
+    """Route ``demands`` on ``topology`` and compute the plans ``method`` asks for;
+    ``progress`` gets one-line statuses of the work (for a spinner)."""
+    say = progress if progress is not None else (lambda _: None)
+    say("routing the matrix")
     routing = route(topology, demands)
     plans = []
     if method in ("paths", "both"):
+        say(f"explicit paths: the multicommodity LP over {k} candidate paths a demand")
         plans.append(plan_paths(routing, threshold=threshold, k=k))
     if method in ("metrics", "both"):
+        say("IGP metric search")
         plans.append(
             plan_metrics(
                 routing,
@@ -679,6 +694,7 @@ def rerouting_plans(
                 time_limit=time_limit,
                 max_evaluations=max_evaluations,
                 seed=seed,
+                progress=progress,
             )
         )
     return plans

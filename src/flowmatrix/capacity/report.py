@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -353,6 +353,7 @@ def plans_for(
     k: int = 4,
     time_limit: float = 20.0,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Plan]:
     """:func:`rerouting_plans` with ``method`` checked: ``paths``, ``metrics`` or ``both``."""
     if method not in ("paths", "metrics", "both"):
@@ -369,6 +370,7 @@ def plans_for(
         k=k,
         time_limit=time_limit,
         seed=seed,
+        progress=progress,
     )
 
 
