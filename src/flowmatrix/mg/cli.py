@@ -54,8 +54,9 @@ def mg_serve(
     routing: Annotated[
         Path | None,
         typer.Option(
-            help="Routing directory of every PE: lets the MG resolve ingress records itself "
-            "(FRPs in --mode centralized) and answer routing lookups (dashboard, API)."
+            help="Routing directory of PEs, read at start and merged under the tables the "
+            "FRPs send (their routing bundles, kept beside --db): the MG resolves "
+            "centralized-mode records and answers routing lookups (dashboard, API) with them."
         ),
     ] = None,
     topology: Annotated[
