@@ -15,11 +15,13 @@ Components start in order and stop in reverse through an :class:`ExitStack`:
 4. :class:`~flowmatrix.frp.pipeline.Pipeline` — restores ``state.json`` and the
    periods of the part files;
 5. :class:`~flowmatrix.flows.Collector` — UDP in, exporters of the view only;
-6. the tick thread — builds due uploads and flushes part files every ``flush`` s,
-   and every ``routing_check`` s looks at ``--routing DIR``'s ``manifest.json``:
-   when it changed (new table versions were put there) the tables are read
-   again, compiled and handed to the pipeline, as on a configuration change
-   (an unreadable directory keeps the tables in force, logged once per change).
+6. the tick thread — builds due uploads and flushes part files every ``flush`` s;
+7. the routing watch thread (with ``--routing``) — every ``routing_check`` s
+   looks at ``--routing DIR``'s ``manifest.json``: when it changed (new table
+   versions were put there) the tables are read again, compiled and handed to
+   the pipeline, as on a configuration change (an unreadable directory keeps
+   the tables in force, logged once per change). Its own thread, so reading a
+   large directory never holds up flushes and uploads.
 
 Stopping flushes buffered records to part files and ``state.json``; what is
 spooled stays for the next start. :func:`run` is what ``flowmatrix frp run``
@@ -116,6 +118,9 @@ class FrpService:
         self.publisher: RoutingPublisher | None = None
         #: (mtime ns, size) of the routing manifest last read
         self._routing_seen: tuple[int, int] | None = None
+        #: one routing change at a time (configuration changes, the routing watch)
+        self._routing_lock = threading.Lock()
+        self._watch: threading.Thread | None = None
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -206,6 +211,11 @@ class FrpService:
             self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="frp-tick", daemon=True)
             self._thread.start()
+            if o.routing is not None and o.routing_check > 0:
+                self._watch = threading.Thread(
+                    target=self._watch_routing, name="frp-routing-watch", daemon=True
+                )
+                self._watch.start()
             stack.callback(self._stop_ticks)
             if o.metrics is not None:
                 stack.callback(self._serve_metrics(*o.metrics))
@@ -305,20 +315,22 @@ class FrpService:
 
     def _stop_ticks(self) -> None:
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for thread in (self._thread, self._watch):
+            if thread is not None:
+                thread.join()
+        self._thread = self._watch = None
 
     def _config_changed(self, view: NetworkConfig) -> None:
         """A new view from the MG: new plan and routing; the collector accepts its exporters."""
         assert self.pipeline is not None
-        try:
-            routing = self._routing(view)
-        except Exception:  # keep running on the old view rather than die on a bad table
-            log.exception("component=frp.service config=changed routing=unusable kept=old")
-            return
-        self._view = view
-        self.pipeline.update_view(view, routing)
+        with self._routing_lock:
+            try:
+                routing = self._routing(view)
+            except Exception:  # keep running on the old view rather than die on a bad table
+                log.exception("component=frp.service config=changed routing=unusable kept=old")
+                return
+            self._view = view
+            self.pipeline.update_view(view, routing)
         if self.collector is not None:
             self.collector.allow(allowed_exporters(view, self.options.name))
         log.info("component=frp.service config=changed")
@@ -359,34 +371,38 @@ class FrpService:
         stamp = self._manifest_stamp()
         if stamp is None or stamp == self._routing_seen or self._view is None:
             return False
-        self._routing_seen = stamp
         assert self.pipeline is not None
-        view = self._view
-        try:
-            routing = self._routing(view)
-        except Exception:  # bad tables must not stop the FRP: it keeps resolving as before
-            log.exception("component=frp.service routing=changed unusable kept=old")
-            return False
-        if self.live is None:
-            self.pipeline.update_view(view, routing)
+        with self._routing_lock:
+            self._routing_seen = stamp
+            view = self._view
+            try:
+                routing = self._routing(view)
+            except Exception:  # bad tables must not stop the FRP: it keeps resolving as before
+                log.exception("component=frp.service routing=changed unusable kept=old")
+                return False
+            if self.live is None:
+                self.pipeline.update_view(view, routing)
         log.info("component=frp.service routing=reloaded dir=%s", self.options.routing)
         return True
 
     def _run(self) -> None:
         assert self.pipeline is not None
-        last_flush = last_check = time.monotonic()
+        last_flush = time.monotonic()
         while not self._stopping.wait(self.options.tick):
             try:
-                now = time.monotonic()
-                if now - last_flush >= self.options.flush:
+                if time.monotonic() - last_flush >= self.options.flush:
                     self.pipeline.flush()
-                    last_flush = now
-                if self.options.routing_check and now - last_check >= self.options.routing_check:
-                    self.check_routing()
-                    last_check = now
+                    last_flush = time.monotonic()
                 self.tick()
             except Exception:  # a failing tick must not end the FRP; it is logged, retried
                 log.exception("component=frp.service tick=failed")
+
+    def _watch_routing(self) -> None:
+        while not self._stopping.wait(self.options.routing_check):
+            try:
+                self.check_routing()
+            except Exception:  # a failing look must not end the watch; logged, tried again
+                log.exception("component=frp.service routing_watch=failed")
 
 
 def run(options: FrpOptions, *, ready: Callable[[FrpService], None] | None = None) -> int:
