@@ -755,12 +755,6 @@ routing_app = typer.Typer(
 app.add_typer(routing_app, name="routing")
 
 
-def _iso_ms(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 @routing_app.command("load")
 def routing_load(
     directory: Annotated[Path, typer.Argument(help="Network directory (network.xml, routing/).")],
@@ -768,6 +762,7 @@ def routing_load(
     """Load routing tables and print, per PE, its versions, VRFs and routes."""
     from flowmatrix.errors import FlowmatrixError
     from flowmatrix.routing import read_native, summarize
+    from flowmatrix.routing.native import iso_time
 
     try:
         with _status(f"reading {directory}"):
@@ -779,7 +774,7 @@ def routing_load(
     out.print("pe\tversions\ttaken_at\tvrfs\tinterfaces\troutes\tlocal", highlight=False)
     for r in rows:
         out.print(
-            f"{r.pe}\t{r.versions}\t{_iso_ms(r.taken_at_ms)}\t{r.vrfs}\t{r.interfaces}"
+            f"{r.pe}\t{r.versions}\t{iso_time(r.taken_at_ms)}\t{r.vrfs}\t{r.interfaces}"
             f"\t{r.routes}\t{r.local_prefixes}",
             markup=False,
             highlight=False,
@@ -848,7 +843,7 @@ def routing_show(
     """Show a PE's VRFs, or why a destination leaves where it does (VRF, RD, prefix, next hop)."""
     from flowmatrix.errors import FlowmatrixError
     from flowmatrix.routing import explain, read_native
-    from flowmatrix.routing.native import parse_time_ms
+    from flowmatrix.routing.native import iso_time, parse_time_ms
 
     if mg is not None:
         _explain_at_mg(mg, token_file, pe, lookup, vrf=vrf, at=at, as_json=as_json)
@@ -866,7 +861,7 @@ def routing_show(
             state.rr_versions = []
             state.add_rr(live)
             (err if as_json else out).print(
-                f"bmp snapshot {bmp_snapshot}: taken_at={_iso_ms(live.taken_at_ms)} "
+                f"bmp snapshot {bmp_snapshot}: taken_at={iso_time(live.taken_at_ms)} "
                 f"vpn_paths={len(live.vpn)} global_paths={len(live.global_bgp)}",
                 markup=False,
                 highlight=False,

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from flowmatrix.capacity.demands import make_demands
+from flowmatrix.capacity.demands import Demands, make_demands
 from flowmatrix.capacity.report import plan_report, plans_for, to_json
 from flowmatrix.capacity.routing import route
 from flowmatrix.capacity.topology import Topology, load_topology
@@ -136,6 +136,15 @@ def compare(measured: pa.Table, truth: pa.Table) -> pa.Table:
     return table.sort_by([("abs", "descending"), ("ingress", "ascending")]).drop_columns("abs")
 
 
+def _demands(matrix: pa.Table, seconds: float) -> Demands:
+    """A matrix's ``ingress, egress, bytes`` over ``seconds`` as demands in bit/s (pairs summed)."""
+    return make_demands(
+        matrix["ingress"].to_numpy(zero_copy_only=False),
+        matrix["egress"].to_numpy(zero_copy_only=False),
+        np.asarray(matrix["bytes"].to_numpy(), dtype=np.float64) * 8 / seconds,
+    )
+
+
 def link_scale(topology: Topology, truth: pa.Table, seconds: float, utilization: float) -> float:
     """The factor on every capacity that makes ``truth``, at its average rate over
     ``seconds``, load the busiest link of ``topology`` to ``utilization``: ``1/N`` with
@@ -147,13 +156,7 @@ def link_scale(topology: Topology, truth: pa.Table, seconds: float, utilization:
     >>> link_scale(t, truth, seconds=10, utilization=0.5)  # 1 Mbit/s on 2 Mbit/s
     0.002
     """
-    pairs = truth.group_by(["ingress", "egress"]).aggregate([("bytes", "sum")])
-    demands = make_demands(
-        np.asarray(pairs["ingress"].to_pylist(), dtype=np.str_),
-        np.asarray(pairs["egress"].to_pylist(), dtype=np.str_),
-        np.asarray(pairs["bytes_sum"].to_numpy(), dtype=np.float64) * 8 / seconds,
-    )
-    busiest = route(topology, demands).max_utilization
+    busiest = route(topology, _demands(truth, seconds)).max_utilization
     if not busiest > 0:
         return 1.0
     divisor = utilization / busiest
@@ -180,12 +183,7 @@ def _capacity_story(net: Loopback, topology: Topology, out: Path) -> CapacitySto
         return story
     period = check["period"]
     matrix = net.matrix(DEMO_INTERVAL, period_start_ms=int(period["start_ms"]))
-    pairs = matrix.group_by(["ingress", "egress"]).aggregate([("bytes", "sum")])
-    demands = make_demands(
-        np.asarray(pairs["ingress"].to_pylist(), dtype=np.str_),
-        np.asarray(pairs["egress"].to_pylist(), dtype=np.str_),
-        np.asarray(pairs["bytes_sum"].to_numpy(), dtype=np.float64) * 8 / period["seconds"],
-    )
+    demands = _demands(matrix, period["seconds"])
     plans = plans_for(topology, demands, method="paths", threshold=check["threshold"])
     report = plan_report(plans, topology)
     (out / "capacity_plan.json").write_text(to_json(report))

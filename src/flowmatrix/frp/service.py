@@ -131,8 +131,7 @@ class FrpService:
         """The native tables of the view's PEs (an empty state without ``--routing``)."""
         if self.options.routing is None:
             return RoutingState(view)
-        mine = [p.name for p in view.pes_of(self.options.name)]
-        return read_native(self.options.routing, view, pes=mine)
+        return read_native(self.options.routing, view, pes=self._pes_in(view))
 
     @property
     def centralized(self) -> bool:
@@ -147,7 +146,7 @@ class FrpService:
             return None if self.centralized else self._live_compiled
         if self.options.routing is None:
             return None
-        mine = [p.name for p in view.pes_of(self.options.name)]
+        mine = self._pes_in(view)
         state = self._base_state(view)
         if self.publisher is not None:
             self.publisher.offer(state)
@@ -228,10 +227,13 @@ class FrpService:
             o.mg,
         )
 
+    def _pes_in(self, view: NetworkConfig) -> list[str]:
+        """The PEs of this FRP in ``view``."""
+        return [p.name for p in view.pes_of(self.options.name)]
+
     def _my_pes(self) -> list[str]:
         """The PEs of this FRP in the current view."""
-        view = self._view
-        return [p.name for p in view.pes_of(self.options.name)] if view is not None else []
+        return self._pes_in(self._view) if self._view is not None else []
 
     def _start_bmp(self, view: NetworkConfig, stack: contextlib.ExitStack) -> None:
         """Live routing over BMP: reload the last snapshot, then accept sessions."""

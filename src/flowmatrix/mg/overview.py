@@ -12,6 +12,7 @@ does. The dashboard's overview and routing pages read these.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -198,18 +199,7 @@ def routing_explain(
         "pe": pe,
         "address": address,
         "vrf": vrf,
-        "lookups": [
-            {
-                "vrf": e.vrf,
-                "rd": e.rd,
-                "interfaces": e.interfaces,
-                "prefix": e.prefix,
-                "next_hops": e.next_hops,
-                "egress": e.egress,
-                "reason": e.reason,
-            }
-            for e in found
-        ],
+        "lookups": [asdict(e) for e in found],
     }
 
 
